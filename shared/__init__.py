@@ -1,0 +1,1 @@
+"""Flowbin's domain: config, store, state machine, drive, flow compiler and runtime, services."""

@@ -1,0 +1,95 @@
+"""Flowbin's configuration: the only module that reads the environment.
+
+Every setting comes from a ``FLOWBIN_*`` variable and has an embedded default that lives under
+one data folder (``FLOWBIN_DATA_DIR``, default ``./var``), so a fresh checkout runs without any
+pre-installed service.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    # Empty means "derive from data_dir": a SQLite file and a local drive folder.
+    database_url: str = ""
+    drive_dir: str = ""
+    # Empty means "start an embedded Redis" (flowbin up); workers and the API need a real URL.
+    redis_url: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: str = ""
+    admin_token: str = ""
+    # Seconds a step may run when the run asks for the platform default (step_timeout 0).
+    default_step_timeout: int = 300
+    # Unacked messages come back after this many seconds: it must exceed the longest step.
+    visibility_timeout: int = 7200
+    # How many times one step of one file may be started before the file fails.
+    max_step_attempts: int = 3
+    worker_concurrency: int = 2
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(f"FLOWBIN_{field.name.upper()}")
+            if raw is None:
+                continue
+            if field.type == "Path":
+                values[field.name] = Path(raw)
+            elif field.type == "int":
+                try:
+                    values[field.name] = int(raw)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"FLOWBIN_{field.name.upper()} must be an integer, got {raw!r}"
+                    ) from exc
+            elif field.type == "bool":
+                values[field.name] = _bool(raw)
+            else:
+                values[field.name] = raw
+        return cls(**values)
+
+    @property
+    def sql_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'flowbin.db').resolve()}"
+
+    @property
+    def drive_root(self) -> Path:
+        return Path(self.drive_dir).resolve() if self.drive_dir else (self.data_dir / "drive").resolve()
+
+    @property
+    def binary_store(self) -> Path:
+        """Content-addressed snapshots of the binaries that runs execute."""
+        return (self.data_dir / "binaries").resolve()
+
+    def step_time_limit(self, requested: int | None) -> int:
+        """Seconds a step may run: 0 is the platform default, -1 is "none" (still below the
+        broker's visibility timeout, so a running step is never delivered twice), N is N."""
+        if not requested:
+            return self.default_step_timeout
+        if requested < 0:
+            return max(self.visibility_timeout - 60, 1)
+        return min(requested, max(self.visibility_timeout - 60, 1))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process these same settings."""
+        env = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            env[f"FLOWBIN_{field.name.upper()}"] = str(value)
+        return env

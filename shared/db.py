@@ -1,0 +1,66 @@
+"""Engines and sessions for the SQL store: the same code on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    # API, workers and beat write one file from several processes: WAL lets readers go on
+    # while one writes, and busy_timeout makes a writer wait instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_immediate(conn) -> None:
+    # SQLite upgrades a read transaction to a write one lazily and fails with "database is
+    # locked" if another process wrote meanwhile; taking the write lock at BEGIN avoids that.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
+
+
+def engine_for(url: str) -> Engine:
+    engine = _engines.get(url)
+    if engine is None:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+            event.listen(engine, "connect", _tune_sqlite)
+            event.listen(engine, "begin", _begin_immediate)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        _engines[url] = engine
+    return engine
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    maker = _sessionmakers.get(url)
+    if maker is None:
+        maker = _sessionmakers[url] = sessionmaker(engine_for(url), expire_on_commit=False)
+    session = maker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def forget_connections() -> None:
+    """Drop pooled connections inherited from a parent process (prefork children)."""
+    for engine in _engines.values():
+        engine.dispose(close=False)

@@ -1,0 +1,79 @@
+"""Job logs: lines that carry job id, task id, level, timestamp, trace id and span id.
+
+A task collects its lines and writes them in the same transaction as the step's outcome, so a
+step costs one write however much it logs, and a rolled-back step leaves no half story.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.models import JobLog
+
+LOG_PAGE_SIZE = 1000
+
+
+@dataclass
+class JobLogger:
+    job_id: str
+    task_id: str
+    trace_id: str
+    prefix: str = ""
+    span_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    entries: list[JobLog] = field(default_factory=list)
+
+    def log(self, level: str, message: str) -> None:
+        self.entries.append(
+            JobLog(
+                job_id=self.job_id,
+                task_id=self.task_id,
+                level=level.upper(),
+                ts=datetime.now(UTC),
+                trace_id=self.trace_id,
+                span_id=self.span_id,
+                message=f"{self.prefix}{message}",
+            )
+        )
+
+    def info(self, message: str) -> None:
+        self.log("INFO", message)
+
+    def warning(self, message: str) -> None:
+        self.log("WARNING", message)
+
+    def error(self, message: str) -> None:
+        self.log("ERROR", message)
+
+    def flush(self, session: Session) -> None:
+        session.add_all(self.entries)
+        self.entries = []
+
+
+def read_logs(session: Session, job_id: str, offset: int, limit: int = LOG_PAGE_SIZE) -> list[dict]:
+    rows = session.scalars(
+        select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id).offset(offset).limit(limit)
+    )
+    return [
+        {
+            "job_id": row.job_id,
+            "task_id": row.task_id,
+            "level": row.level,
+            "ts": _seed_timestamp(row.ts),
+            "trace_id": row.trace_id,
+            "span_id": row.span_id,
+            "log": row.message,
+        }
+        for row in rows
+    ]
+
+
+def _seed_timestamp(ts: datetime) -> str:
+    # The seed's format: "2022-12-07 23:27:54,636" (UTC, milliseconds after a comma).
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"

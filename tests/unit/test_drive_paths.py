@@ -1,0 +1,57 @@
+import os
+
+import pytest
+
+from shared.drive import Drive, normalize
+from shared.errors import InvalidRequest, NotFound
+from shared.users import Principal
+
+ALICE = Principal(1, "alice", False)
+ADMIN = Principal(2, "admin", True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "alice/../bob/x", "..", "alice/a/../../x", "alice\\x", "alice/\x00x",
+     "C:/windows", "", "   ", "./../x"],
+)
+def test_bad_paths_are_rejected(path):
+    with pytest.raises(InvalidRequest):
+        normalize(path)
+
+
+def test_normalize_drops_empty_and_dot_segments():
+    assert normalize("alice//a/./b/") == "alice/a/b"
+
+
+def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(tmp_path):
+    drive = Drive(tmp_path)
+    with pytest.raises(NotFound):
+        drive.resolve(ALICE, "bob/secret.txt")
+    assert drive.resolve(ADMIN, "bob/secret.txt").real == tmp_path.resolve() / "bob/secret.txt"
+
+
+def test_symlink_leaving_the_drive_is_rejected(tmp_path):
+    root = tmp_path / "drive"
+    (root / "alice").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("no")
+    os.symlink(outside, root / "alice" / "link")
+    drive = Drive(root)
+    with pytest.raises(InvalidRequest, match="outside the drive"):
+        drive.resolve(ALICE, "alice/link/secret.txt")
+
+
+def test_write_read_list_delete(tmp_path):
+    drive = Drive(tmp_path)
+    target = drive.resolve(ALICE, "alice/in/a.txt")
+    drive.write(target, b"hello")
+    assert drive.read(target) == b"hello"
+    listing = drive.listing(drive.resolve(ALICE, "alice/in"))
+    assert [(e["name"], e["type"], e["size"]) for e in listing] == [("a.txt", "file", 5)]
+    drive.delete(drive.resolve(ALICE, "alice/in"))
+    with pytest.raises(NotFound):
+        drive.read(target)
+    with pytest.raises(InvalidRequest):
+        drive.delete(drive.resolve(ALICE, "alice"))

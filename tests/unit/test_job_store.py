@@ -1,0 +1,70 @@
+"""The state machine where it is written: conditional UPDATEs on SQLite and PostgreSQL."""
+
+import pytest
+
+from shared.db import session_scope
+from shared.errors import InvalidTransition
+from shared.jobs import transition_job
+from shared.models import Job
+from shared.states import JobStatus
+from shared.users import authenticate, create_token, create_user, hash_token
+
+
+def make_job(url: str, status: JobStatus = JobStatus.QUEUED) -> str:
+    with session_scope(url) as session:
+        user = create_user(session, "carol")
+        session.add(Job(id="job-1", owner_id=user.id, kind="flow", status=status.value,
+                        trace_id="t"))
+    return "job-1"
+
+
+def status_of(url: str, job_id: str) -> str:
+    with session_scope(url) as session:
+        return session.get(Job, job_id).status
+
+
+def test_allowed_transition_is_written(store_url):
+    job_id = make_job(store_url)
+    with session_scope(store_url) as session:
+        assert transition_job(session, job_id, JobStatus.RUNNING)
+    assert status_of(store_url, job_id) == "running"
+
+
+def test_refused_transition_raises_and_changes_nothing(store_url):
+    job_id = make_job(store_url, JobStatus.CANCELLED)
+    with pytest.raises(InvalidTransition, match="is cancelled and cannot become queued"):
+        with session_scope(store_url) as session:
+            transition_job(session, job_id, JobStatus.QUEUED)
+    with session_scope(store_url) as session:
+        assert not transition_job(session, job_id, JobStatus.RUNNING, strict=False)
+    assert status_of(store_url, job_id) == "cancelled"
+
+
+def test_only_one_of_two_racing_writers_wins(store_url):
+    job_id = make_job(store_url, JobStatus.RUNNING)
+    with session_scope(store_url) as session:
+        first = transition_job(session, job_id, JobStatus.COMPLETE, strict=False)
+    with session_scope(store_url) as session:
+        second = transition_job(session, job_id, JobStatus.COMPLETE, strict=False)
+    assert (first, second) == (True, False)
+
+
+def test_tokens_are_stored_hashed_and_authenticate(store_url):
+    with session_scope(store_url) as session:
+        create_user(session, "dave", is_admin=True)
+        token = create_token(session, "dave")
+    with session_scope(store_url) as session:
+        principal = authenticate(session, token)
+        from shared.models import ApiToken
+
+        stored = [row.token_hash for row in session.query(ApiToken)]
+    assert principal.username == "dave" and principal.is_admin
+    assert stored == [hash_token(token)] and token not in stored
+
+
+def test_migrations_match_the_models(store_url):
+    from alembic import command
+
+    from shared.migrate import alembic_config
+
+    command.check(alembic_config(store_url))
