@@ -70,7 +70,11 @@ class Settings:
 
     @property
     def drive_root(self) -> Path:
-        return Path(self.drive_dir).resolve() if self.drive_dir else (self.data_dir / "drive").resolve()
+        return (
+            Path(self.drive_dir).resolve()
+            if self.drive_dir
+            else (self.data_dir / "drive").resolve()
+        )
 
     @property
     def binary_store(self) -> Path:

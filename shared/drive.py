@@ -35,8 +35,9 @@ class Drive:
         owner = relative.split("/", 1)[0]
         if owner != principal.username and not principal.is_admin:
             # Another user's namespace looks the same as one that does not exist.
-            raise NotFound(f"no such drive path {relative!r}: your paths start with "
-                           f"'{principal.username}/'")
+            raise NotFound(
+                f"no such drive path {relative!r}: your paths start with '{principal.username}/'"
+            )
         real = self.root / relative
         # A symlink anywhere along the path may point outside the drive: check where it lands.
         resolved = real.resolve()
@@ -95,8 +96,10 @@ def normalize(path: str) -> str:
         raise InvalidRequest("drive paths cannot contain NUL bytes")
     if "\\" in path:
         raise InvalidRequest("drive paths use '/' as separator, not '\\'")
-    if path.startswith("/") or PurePosixPath(path).is_absolute() or (
-        len(path) > 1 and path[1] == ":"
+    if (
+        path.startswith("/")
+        or PurePosixPath(path).is_absolute()
+        or (len(path) > 1 and path[1] == ":")
     ):
         raise InvalidRequest(
             f"drive path {path!r} is absolute: give it relative to the drive, starting with "

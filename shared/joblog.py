@@ -56,7 +56,11 @@ class JobLogger:
 
 def read_logs(session: Session, job_id: str, offset: int, limit: int = LOG_PAGE_SIZE) -> list[dict]:
     rows = session.scalars(
-        select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id).offset(offset).limit(limit)
+        select(JobLog)
+        .where(JobLog.job_id == job_id)
+        .order_by(JobLog.id)
+        .offset(offset)
+        .limit(limit)
     )
     return [
         {

@@ -24,9 +24,7 @@ def new_job_id(requested: str | None) -> str:
     if requested is None or requested == "":
         return str(uuid.uuid4())
     if not isinstance(requested, str) or not JOB_ID.match(requested):
-        raise InvalidRequest(
-            "job_id must be 1-50 characters of letters, digits, '.', '_' or '-'"
-        )
+        raise InvalidRequest("job_id must be 1-50 characters of letters, digits, '.', '_' or '-'")
     return requested
 
 
@@ -85,8 +83,12 @@ def transition_job(
     now = datetime.now(UTC)
     if target == JobStatus.RUNNING:
         values["started_at"] = func.coalesce(Job.started_at, now)
-    if target in (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED,
-                  JobStatus.STOPPED_AT_CHECKPOINT):
+    if target in (
+        JobStatus.COMPLETE,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.STOPPED_AT_CHECKPOINT,
+    ):
         values["finished_at"] = now
     if target == JobStatus.QUEUED:
         values["finished_at"] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     QUEUED = "queued"  # accepted; no step of it has started yet
     RUNNING = "running"  # at least one step has started
     PAUSED = "paused"  # held by a user; nothing of it runs until resumed
@@ -100,7 +100,7 @@ POLARIS_STATUS = {
 }
 
 
-class FileStatus(str, enum.Enum):
+class FileStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for its next step
     COMPLETE = "complete"  # every step ran; its results are written
     FAILED = "failed"  # every record failed, or a step could not run at all
@@ -113,7 +113,7 @@ FILE_FINISHED = frozenset(
 )
 
 
-class ReviewState(str, enum.Enum):
+class ReviewState(enum.StrEnum):
     NONE = "NONE"
     IN_REVIEW = "IN REVIEW"
     COMPLETED = "COMPLETED"

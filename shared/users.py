@@ -48,7 +48,9 @@ def create_user(session: Session, username: str, *, is_admin: bool = False) -> U
     return user
 
 
-def create_token(session: Session, username: str, *, name: str = "", token: str | None = None) -> str:
+def create_token(
+    session: Session, username: str, *, name: str = "", token: str | None = None
+) -> str:
     """Create a token for ``username`` and return it in the clear (the only time it is seen)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:

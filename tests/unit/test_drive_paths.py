@@ -12,8 +12,18 @@ ADMIN = Principal(2, "admin", True)
 
 @pytest.mark.parametrize(
     "path",
-    ["/etc/passwd", "alice/../bob/x", "..", "alice/a/../../x", "alice\\x", "alice/\x00x",
-     "C:/windows", "", "   ", "./../x"],
+    [
+        "/etc/passwd",
+        "alice/../bob/x",
+        "..",
+        "alice/a/../../x",
+        "alice\\x",
+        "alice/\x00x",
+        "C:/windows",
+        "",
+        "   ",
+        "./../x",
+    ],
 )
 def test_bad_paths_are_rejected(path):
     with pytest.raises(InvalidRequest):

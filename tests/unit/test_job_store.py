@@ -13,8 +13,9 @@ from shared.users import authenticate, create_token, create_user, hash_token
 def make_job(url: str, status: JobStatus = JobStatus.QUEUED) -> str:
     with session_scope(url) as session:
         user = create_user(session, "carol")
-        session.add(Job(id="job-1", owner_id=user.id, kind="flow", status=status.value,
-                        trace_id="t"))
+        session.add(
+            Job(id="job-1", owner_id=user.id, kind="flow", status=status.value, trace_id="t")
+        )
     return "job-1"
 
 
@@ -32,9 +33,11 @@ def test_allowed_transition_is_written(store_url):
 
 def test_refused_transition_raises_and_changes_nothing(store_url):
     job_id = make_job(store_url, JobStatus.CANCELLED)
-    with pytest.raises(InvalidTransition, match="is cancelled and cannot become queued"):
-        with session_scope(store_url) as session:
-            transition_job(session, job_id, JobStatus.QUEUED)
+    with (
+        pytest.raises(InvalidTransition, match="is cancelled and cannot become queued"),
+        session_scope(store_url) as session,
+    ):
+        transition_job(session, job_id, JobStatus.QUEUED)
     with session_scope(store_url) as session:
         assert not transition_job(session, job_id, JobStatus.RUNNING, strict=False)
     assert status_of(store_url, job_id) == "cancelled"

@@ -1,0 +1,296 @@
+"""The `flowbin` CLI and the parts of `flowbin up` that run before honcho takes over.
+
+The whole stack (`flowbin up` with the real Procfile) is tested end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from shared import stack
+from shared.cli import main
+from shared.config import Settings
+from shared.db import session_scope
+from shared.errors import InvalidRequest
+from shared.models import ApiToken
+from shared.users import authenticate, hash_token
+from tests.support import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """A fresh SQLite store under a temp data folder, whatever the caller's environment says."""
+    return {
+        "FLOWBIN_DATA_DIR": str(tmp_path / "var"),
+        "FLOWBIN_DATABASE_URL": "",
+        "FLOWBIN_DRIVE_DIR": "",
+        "FLOWBIN_REDIS_URL": "",
+        "FLOWBIN_ADMIN_TOKEN": "",
+        "FLOWBIN_FLOWER_PASSWORD": "",
+    }
+
+
+def run(env: dict[str, str], *args: str):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def principal(env: dict[str, str], token: str):
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        return authenticate(session, token)
+
+
+def stored_hashes(env: dict[str, str]) -> list[tuple[str, str]]:
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        return [(row.token_hash, row.name) for row in session.scalars(select(ApiToken))]
+
+
+def test_users_create_prints_a_working_token_alone_on_stdout(env):
+    result = run(env, "users", "create", "alice")
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    assert "alice" in result.stderr
+    found = principal(env, token)
+    assert (found.username, found.is_admin) == ("alice", False)
+    assert stored_hashes(env) == [(hash_token(token), "first token")]
+    assert token not in stored_hashes(env)[0][0]
+    assert (Settings.from_env(env).drive_root / "alice").is_dir()
+
+
+def test_users_create_admin(env):
+    result = run(env, "users", "create", "root", "--admin")
+    assert result.exit_code == 0, result.output
+    assert principal(env, result.stdout.strip()).is_admin is True
+
+
+def test_tokens_create_adds_a_labelled_token_for_an_existing_user(env):
+    first = run(env, "users", "create", "alice").stdout.strip()
+    result = run(env, "tokens", "create", "alice", "--name", "ci")
+    assert result.exit_code == 0, result.output
+    second = result.stdout.strip()
+    assert second != first
+    assert principal(env, second).username == "alice"
+    assert principal(env, first).username == "alice"
+    assert (hash_token(second), "ci") in stored_hashes(env)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("tokens", "create", "nobody"), "no user 'nobody'"),
+        (("users", "create", "bad name"), "is not valid"),
+    ],
+)
+def test_errors_are_one_line_on_stderr_without_traceback(env, args, message):
+    result = run(env, *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_duplicate_user_is_an_error(env):
+    assert run(env, "users", "create", "alice").exit_code == 0
+    result = run(env, "users", "create", "alice")
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_bad_setting_is_an_error_not_a_traceback(env):
+    result = run({**env, "FLOWBIN_API_PORT": "eighty"}, "migrate")
+    assert result.exit_code == 1
+    assert "FLOWBIN_API_PORT must be an integer" in result.stderr
+
+
+def test_migrate_creates_the_store_and_the_env_admin(env):
+    result = run({**env, "FLOWBIN_ADMIN_TOKEN": ADMIN_TOKEN}, "migrate")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    found = principal(env, ADMIN_TOKEN)
+    assert (found.username, found.is_admin) == ("admin", True)
+
+
+# --- flowbin up, before honcho -------------------------------------------------------------
+
+
+def test_bootstrap_uses_flowbin_admin_token(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var", admin_token=ADMIN_TOKEN)
+    assert stack.bootstrap(settings) == ADMIN_TOKEN
+    with session_scope(settings.sql_url) as session:
+        found = authenticate(session, ADMIN_TOKEN)
+    assert (found.username, found.is_admin) == ("admin", True)
+    assert not (settings.data_dir / stack.ADMIN_TOKEN_FILE).exists()
+    assert (settings.drive_root / "admin").is_dir()
+    # A restart with the same token changes nothing and does not fail.
+    assert stack.bootstrap(settings) == ADMIN_TOKEN
+
+
+def test_bootstrap_generates_a_private_token_once_and_reuses_it(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var")
+    token = stack.bootstrap(settings)
+    token_file = settings.data_dir / stack.ADMIN_TOKEN_FILE
+    assert token_file.read_text().strip() == token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stack.bootstrap(settings) == token
+    with session_scope(settings.sql_url) as session:
+        assert authenticate(session, token).is_admin is True
+
+
+def test_bootstrap_rejects_a_short_admin_token(tmp_path):
+    with pytest.raises(InvalidRequest, match="at least 16"):
+        stack.bootstrap(Settings(data_dir=tmp_path / "var", admin_token="short"))
+
+
+def test_child_environment(tmp_path):
+    settings = Settings(data_dir=Path("relative-var"), worker_concurrency=5)
+    env = stack.child_environment(settings, "redis://127.0.0.1:6391/0", ADMIN_TOKEN)
+    assert env["FLOWBIN_REDIS_URL"] == "redis://127.0.0.1:6391/0"
+    assert env["FLOWBIN_ADMIN_TOKEN"] == ADMIN_TOKEN
+    assert env["FLOWBIN_FLOWER_PASSWORD"] == ADMIN_TOKEN
+    assert env["FLOWBIN_WORKER_CONCURRENCY"] == "5"
+    assert Path(env["FLOWBIN_DATA_DIR"]).is_absolute()
+    assert Path(env["FLOWBIN_DRIVE_DIR"]) == Path("relative-var/drive").resolve()
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    # A child built from this environment sees the same settings.
+    child = Settings.from_env(env)
+    assert child.redis_url == "redis://127.0.0.1:6391/0"
+    assert child.sql_url == settings.sql_url
+    # An explicit Flower password is kept.
+    kept = stack.child_environment(
+        Settings(flower_password="flower-secret"), "redis://x/0", ADMIN_TOKEN
+    )
+    assert kept["FLOWBIN_FLOWER_PASSWORD"] == "flower-secret"
+
+
+def test_banner_lines_are_easy_to_parse():
+    settings = Settings(api_host="0.0.0.0", api_port=8123, flower_port=5556)
+    text = stack.banner(settings, ADMIN_TOKEN, "redis://127.0.0.1:6390/0")
+    lines = text.splitlines()
+    assert lines[0] == "Flowbin API: http://127.0.0.1:8123/api/v1"
+    assert lines[1] == f"Admin token: {ADMIN_TOKEN}"
+    assert "API docs: http://127.0.0.1:8123/docs" in lines
+    assert re.search(r"^Flower: http://127\.0\.0\.1:5556 \(user admin", text, re.M)
+
+
+# --- the Procfile ------------------------------------------------------------------------------
+
+
+def procfile() -> dict[str, str]:
+    return stack.load_procfile(REPO / "Procfile")
+
+
+def expand(command: str, env: dict[str, str]) -> list[str]:
+    """The argument words the shell makes of ``command`` (honcho runs commands with sh -c)."""
+    result = subprocess.run(
+        ["sh", "-c", 'printf "%s\\n" ' + command],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_procfile_names_the_four_processes(tmp_path, monkeypatch):
+    assert list(procfile()) == ["api", "worker", "beat", "flower"]
+    # Outside the checkout, `flowbin up` still finds the checkout's Procfile.
+    monkeypatch.chdir(tmp_path)
+    assert stack.find_procfile() == (REPO / "Procfile").resolve()
+
+
+def test_procfile_commands_take_settings_from_the_environment(tmp_path):
+    data = tmp_path / "a folder"
+    env = {
+        "FLOWBIN_API_HOST": "0.0.0.0",
+        "FLOWBIN_API_PORT": "8123",
+        "FLOWBIN_FLOWER_PORT": "5556",
+        "FLOWBIN_WORKER_CONCURRENCY": "7",
+        "FLOWBIN_LOG_LEVEL": "DEBUG",
+        "FLOWBIN_DATA_DIR": str(data),
+        "FLOWBIN_FLOWER_PASSWORD": "flower-secret",
+    }
+    commands = procfile()
+    api = expand(commands["api"], env)
+    assert api[:3] == ["gunicorn", "--bind", "0.0.0.0:8123"] and api[-1] == "api.wsgi:app"
+    worker = expand(commands["worker"], env)
+    assert worker[:4] == ["celery", "-A", "workers", "worker"]
+    assert worker[worker.index("--concurrency") + 1] == "7"
+    assert worker[worker.index("--loglevel") + 1] == "DEBUG"
+    beat = expand(commands["beat"], env)
+    assert beat[beat.index("--schedule") + 1] == f"{data}/celerybeat-schedule"
+    flower = expand(commands["flower"], env)
+    # The password goes through Flower's environment, not its command line.
+    assert flower[0] == "FLOWER_BASIC_AUTH=admin:flower-secret"
+    assert "--port=5556" in flower and f"--db={data}/flower.db" in flower
+
+
+def test_procfile_defaults_and_flower_refuses_to_run_without_a_password():
+    commands = procfile()
+    assert "127.0.0.1:8000" in expand(commands["api"], {})
+    result = subprocess.run(["sh", "-c", 'printf "%s\\n" ' + commands["flower"]],
+                            env={"PATH": os.environ.get("PATH", "")}, capture_output=True)
+    assert result.returncode != 0
+    assert b"set FLOWBIN_FLOWER_PASSWORD" in result.stderr
+
+
+# --- flowbin up with stand-in processes: signals and the embedded Redis -------------------------
+
+
+def test_up_stops_cleanly_on_sigterm_with_stand_in_processes(tmp_path):
+    """Not the real stack: two `sleep`s stand in for the Procfile's processes."""
+    fake = tmp_path / "Procfile"
+    fake.write_text('one: echo "redis=$FLOWBIN_REDIS_URL"; exec sleep 60\ntwo: exec sleep 60\n')
+    log = tmp_path / "up.log"
+    env = {**os.environ, "FLOWBIN_DATA_DIR": str(tmp_path / "var"), "FLOWBIN_REDIS_URL": "",
+           "FLOWBIN_DATABASE_URL": "", "FLOWBIN_ADMIN_TOKEN": "", "FLOWBIN_DRIVE_DIR": ""}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from shared.cli import main; main()", "up",
+             "--procfile", str(fake)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "redis=redis://" in log.read_text(), timeout=30,
+                 message="the stand-in process to start")
+        text = log.read_text()
+        token = re.search(r"^Admin token: (\S+)$", text, re.M).group(1)
+        assert token == (tmp_path / "var" / "admin_token").read_text().strip()
+        port = int(re.search(r"^Redis: redis://127\.0\.0\.1:(\d+)/0$", text, re.M).group(1))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the embedded Redis is still up"
+
+
+def test_compose_file_describes_the_production_shape():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "postgres", "migrate", "api", "worker", "beat", "flower"} <= set(services)
+    # `docker compose up --scale worker=N` needs a worker without a fixed name or host port.
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+    for name in ("migrate", "api", "worker", "beat"):
+        env = services[name]["environment"]
+        assert env["FLOWBIN_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["FLOWBIN_REDIS_URL"].startswith("redis://")
+        assert "drive:/srv/flowbin/drive" in services[name]["volumes"]
+        assert env["FLOWBIN_DRIVE_DIR"] == "/srv/flowbin/drive"
+    assert services["migrate"]["command"] == ["flowbin", "migrate"]
