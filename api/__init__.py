@@ -1,0 +1,1 @@
+"""Flowbin's HTTP API: thin Flask views over the services in ``shared``."""

@@ -1,0 +1,41 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api.errors import FlowbinApi, register_error_handlers
+from shared.config import Settings
+from workers.app import create_celery_app
+
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask("flowbin")
+    app.config.update(
+        FLOWBIN_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        API_TITLE="Flowbin",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    # The API only publishes to the broker; tasks run in worker processes.
+    app.extensions["flowbin.celery"] = create_celery_app(settings)
+    api = FlowbinApi(app)
+    app.extensions["flowbin.api"] = api
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+
+    from api.resources import compile, drive, health, jobs, runs
+
+    for module in (health, drive, compile, runs, jobs):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)
+    return app

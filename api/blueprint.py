@@ -1,0 +1,58 @@
+"""A Blueprint that reads JSON bodies sent without a JSON content type, as the seeds' Python
+examples do (``requests.post(url, data=json.dumps(args))``), and that needs a token."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import flask
+import flask_smorest
+from flask import g, request
+from webargs import core
+from webargs.flaskparser import FlaskParser
+
+from shared.db import session_scope
+from shared.errors import Unauthorized
+from shared.users import Principal, authenticate
+
+
+class LenientJsonParser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: flask.Request) -> typing.Any:
+        data = req.get_data(cache=True)
+        if not data.strip():
+            return core.missing
+        return core.parse_json(data)
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
+        flask_smorest.abort(400, message=f"the request body is not valid JSON: {error}")
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = LenientJsonParser()
+
+    def __init__(self, *args, authenticated: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if authenticated:
+            self.before_request(_require_principal)
+
+
+def _require_principal() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() not in ("bearer", "basic") or not credentials.strip():
+        raise Unauthorized(
+            "missing or malformed Authorization header: send 'Authorization: Bearer <token>'"
+        )
+    with session_scope(flask.current_app.config["FLOWBIN_SETTINGS"].sql_url) as session:
+        g.principal = authenticate(session, credentials.strip())
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def dumps(payload) -> str:
+    return json.dumps(payload, separators=(", ", ": "))

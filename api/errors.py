@@ -1,0 +1,66 @@
+"""One error payload for every error: ``{"status": "ERROR", "msg": "<what to fix>"}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import FlowbinError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(code: int, msg: str, headers: dict | None = None):
+    response = jsonify({"status": "ERROR", "msg": msg})
+    response.status_code = code
+    response.headers.update(headers or {})
+    return response
+
+
+def _describe(messages, prefix: str = "") -> list[str]:
+    """Flatten webargs' nested validation messages into 'field: reason' lines."""
+    if isinstance(messages, dict):
+        lines = []
+        for key, value in messages.items():
+            # Top-level keys are webargs locations ("json", "query"); they add nothing.
+            name = (
+                prefix
+                if key in ("json", "query", "files", "form", "headers") and not prefix
+                else f"{prefix}.{key}"
+                if prefix
+                else str(key)
+            )
+            lines.extend(_describe(value, name))
+        return lines
+    if isinstance(messages, list):
+        return [f"{prefix}: {m}" if prefix else str(m) for m in messages if isinstance(m, str)] + [
+            line for m in messages if not isinstance(m, str) for line in _describe(m, prefix)
+        ]
+    return [f"{prefix}: {messages}" if prefix else str(messages)]
+
+
+class FlowbinApi(Api):
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages") or data.get("errors")
+        if messages:
+            msg = "; ".join(_describe(messages))
+        else:
+            msg = data.get("message") or error.description or error.name
+        return error_response(error.code or 500, msg, data.get("headers"))
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(FlowbinError)
+    def _flowbin_error(error: FlowbinError):
+        return error_response(error.http_status, error.msg)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return app.extensions["flowbin.api"].handle_http_exception(error)
+        log.exception("unhandled error")
+        return error_response(500, "internal error: this is a bug in Flowbin, please report it")

@@ -1,0 +1,1 @@
+"""One module per resource: a Blueprint, its schemas' use, and thin views."""

@@ -1,0 +1,26 @@
+"""Publishing a new job's first tasks, and what happens when the broker cannot take them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from api.context import store
+from shared.errors import Unavailable
+from shared.jobs import transition_job
+from shared.states import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def publish_or_fail(job_id: str, publish: Callable[[], None]) -> None:
+    """Publish; if the broker is unreachable the job is marked failed (never silently lost)
+    and the caller gets a 503 that says to try again."""
+    try:
+        publish()
+    except Exception as error:  # kombu raises a variety of connection errors
+        log.exception("could not publish job %s", job_id)
+        message = f"Could not enqueue the job: the broker is unreachable ({error})"
+        with store() as session:
+            transition_job(session, job_id, JobStatus.FAILED, message=message, strict=False)
+        raise Unavailable(f"{message}; try again shortly") from error

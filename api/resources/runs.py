@@ -1,0 +1,56 @@
+"""POST /api/v1/flow/run_binary_async: run a flow binary over an input folder."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from api.blueprint import Blueprint, principal
+from api.context import broker, settings, store
+from api.resources.enqueue import publish_or_fail
+from api.schemas import RunAsyncArgs, RunAsyncResponse
+from shared.execution import first_steps
+from shared.runs import RunRequest, RunSettings, create_run
+from workers.dispatch import publish_step
+
+blp = Blueprint("flow", __name__, url_prefix="/api/v1/flow", description="Run flow binaries")
+
+
+def _run_request(args: dict) -> RunRequest:
+    run = args["settings"]
+    return RunRequest(
+        binary_path=args["binary_path"],
+        input_dir=args["input_dir"],
+        output_dir=args.get("output_dir"),
+        job_id=args.get("job_id"),
+        settings=RunSettings(
+            output_has_run_id=run["output_has_run_id"],
+            delete_out_dir=run["delete_out_dir"],
+            log_to_timeline=run["log_to_timeline"],
+            tags=tuple(run["tags"]),
+            step_timeout=run["step_timeout"],
+            priority=run["priority"],
+            save_binary_to_output=run["save_binary_to_output"],
+            runtime_config=dict(run["runtime_config"]),
+            webhook_config=run["webhook_config"],
+            notification_emails=tuple(run["notification_emails"]),
+            pipeline_ids=tuple(run["pipeline_ids"]),
+        ),
+    )
+
+
+@blp.route("/run_binary_async")
+class RunBinaryAsync(MethodView):
+    @blp.arguments(RunAsyncArgs)
+    @blp.response(200, RunAsyncResponse)
+    def post(self, args):
+        """Start a run; poll jobs/status with the returned job_id"""
+        with store() as session:
+            job, binary = create_run(session, settings(), principal(), _run_request(args))
+        steps = first_steps(settings(), job, binary)
+
+        def publish() -> None:
+            for step in steps:
+                publish_step(broker(), step)
+
+        publish_or_fail(job.id, publish)
+        return {"status": "OK", "data": {"job_id": job.id, "output_folder": job.output_dir}}

@@ -1,0 +1,5 @@
+"""Flows: the formula language, the flow file, the compiler, the binary format and the runtime.
+
+Pure domain code: no Flask, no Celery, no SQL. Workers call ``compiler.compile_project`` and
+``runtime.run_step``; the API calls ``binary.load_binary`` to check what a run will execute.
+"""

@@ -1,0 +1,54 @@
+"""The ``http`` step: post a record to an external service and keep its JSON reply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from shared.flow.records import RecordError, child_record, to_json_value
+
+# Keys that stay on this side: a worker's file path means nothing to the service.
+_PRIVATE_KEYS = frozenset({"source_path"})
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, ...): 0.5, 1, 2, 4, capped at 5."""
+    return min(0.5 * 2 ** (attempt - 1), 5.0)
+
+
+def _attempt(params: Mapping[str, Any], payload: dict[str, Any]) -> tuple[Any, str | None]:
+    """(reply, None) on success, (None, problem) for a failure worth retrying; raises
+    RecordError for one that is not (a 4xx, a reply that is not JSON)."""
+    url = params["url"]
+    try:
+        response = requests.post(url, json=payload, headers=params["headers"],
+                                 timeout=params["timeout"])
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        return None, f"{type(exc).__name__} from {url}"
+    except requests.RequestException as exc:
+        raise RecordError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
+    if response.status_code >= 500:
+        return None, f"HTTP {response.status_code} from {url}"
+    if response.status_code >= 400:
+        raise RecordError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
+    try:
+        return response.json(), None
+    except ValueError:
+        raise RecordError(f"the reply from {url} is not JSON") from None
+
+
+def post_record(params: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    payload = {key: value for key, value in record.items() if key not in _PRIVATE_KEYS}
+    attempts = params["retries"] + 1
+    problem = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(retry_delay(attempt))
+        reply, problem = _attempt(params, payload)
+        if problem is None:
+            fields = {**(record.get("fields") or {}), params["result_field"]: to_json_value(reply)}
+            return child_record(record, fields=fields)
+    raise RecordError(f"{problem} after {attempts} attempts")

@@ -1,0 +1,131 @@
+"""Running a step of a binary over records. Each record is processed alone: one that raises gets
+its ``error`` set and the others go on. A worker calls ``run_step`` once per step and file (or
+batch of files), always with all the records of each file it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.flow import steps, udfs
+from shared.flow.binary import CompiledBinary
+from shared.flow.records import (
+    RecordError,
+    child_record,
+    final_results,
+    is_stopped,
+    new_record,
+    record_error_counts,
+    renumber,
+    step_error,
+)
+
+__all__ = [
+    "StepContext", "StepOutcome", "final_results", "new_record", "record_error_counts",
+    "run_step", "run_steps",
+]
+
+
+def _no_log(level: str, message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """The job a step runs for. ``log(level, message)`` writes to the job's log; UDF log lines
+    reach it only when ``log_to_timeline`` is true."""
+
+    job_id: str
+    runtime_config: dict[str, Any] = field(default_factory=dict)
+    log: Callable[[str, str], None] = _no_log
+    log_to_timeline: bool = False
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """``records`` are the step's output (record_index renumbered for files a step expanded);
+    ``filtered`` counts records dropped by a filter or a UDF returning None; ``failed`` and
+    ``checkpoint_failed`` count the records this step stopped."""
+
+    records: list[dict[str, Any]]
+    filtered: int = 0
+    failed: int = 0
+    checkpoint_failed: int = 0
+
+
+def _reason(exc: BaseException, binary: CompiledBinary) -> str:
+    if isinstance(exc, RecordError):
+        return str(exc)
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # Point at the user's UDF line when the exception came from there.
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if frame.filename in binary.udf_sources]
+    if frames:
+        reason += f" (at {frames[-1].filename} line {frames[-1].lineno})"
+    return reason
+
+
+def _process(env: steps.StepEnv, record: dict[str, Any]) -> list[dict[str, Any]]:
+    outputs = steps.HANDLERS[env.step.type](env, record)
+    # Output is persisted as JSON by the caller; a value that is not JSON fails this record here.
+    json.dumps(outputs)
+    return outputs
+
+
+def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, Any]],
+             context: StepContext,
+             passthrough: tuple[type[BaseException], ...] = ()) -> StepOutcome:
+    """Run step ``step_index`` over ``records``. Exceptions of a ``passthrough`` type (the
+    worker's soft time limit) are re-raised, never recorded as a record's error."""
+    if not 0 <= step_index < len(binary.steps):
+        raise ValueError(f"step index {step_index} is outside 0..{len(binary.steps) - 1}")
+    step = binary.steps[step_index]
+    output: list[dict[str, Any]] = []
+    expanded: set[Any] = set()
+    filtered = failed = stopped = 0
+    for record in records:
+        if is_stopped(record):
+            output.append(record)
+            continue
+        env = steps.StepEnv(binary=binary, step=step, udf_context=udfs.UdfContext(
+            job_id=context.job_id, runtime_config=dict(context.runtime_config or {}),
+            step_id=step.id, file_name=record.get("file_name"), _log=context.log,
+            _log_to_timeline=context.log_to_timeline,
+        ))
+        try:
+            results = _process(env, record)
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, passthrough):
+                raise
+            message = step_error(step.id, _reason(exc, binary))
+            context.log("ERROR", f"{message} (file {record.get('file_name')}, "
+                                 f"record {record.get('record_index')})")
+            output.append(child_record(record, error=message))
+            failed += 1
+            continue
+        if not results:
+            filtered += 1
+        elif len(results) > 1:
+            expanded.add(record.get("file_index"))
+        stopped += sum(1 for result in results if result.get("checkpoint_failed"))
+        output.extend(results)
+    return StepOutcome(records=renumber(output, expanded), filtered=filtered, failed=failed,
+                       checkpoint_failed=stopped)
+
+
+def run_steps(binary: CompiledBinary, records: list[dict[str, Any]], context: StepContext,
+              passthrough: tuple[type[BaseException], ...] = ()) -> StepOutcome:
+    """Every step of ``binary`` in order (a synchronous run, or a test)."""
+    filtered = failed = stopped = 0
+    for step_index in range(len(binary.steps)):
+        outcome = run_step(binary, step_index, records, context, passthrough)
+        records = outcome.records
+        filtered += outcome.filtered
+        failed += outcome.failed
+        stopped += outcome.checkpoint_failed
+    return StepOutcome(records=records, filtered=filtered, failed=failed,
+                       checkpoint_failed=stopped)

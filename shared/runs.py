@@ -1,0 +1,167 @@
+"""Creating flow runs: validate the request, snapshot the binary, record the job and its files.
+
+The caller (the API) enqueues the first step of every file once this has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.drive import Drive, DrivePath, write_atomic
+from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.flow.binary import CompiledBinary, load_binary
+from shared.jobs import ensure_job_id_free, new_job_id, new_trace_id, set_tags
+from shared.models import Job, JobFile
+from shared.states import JobStatus
+from shared.users import Principal
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    output_has_run_id: bool = False
+    delete_out_dir: bool = False
+    log_to_timeline: bool = False
+    tags: tuple[str, ...] = ()
+    step_timeout: int = 0
+    priority: int = 0
+    save_binary_to_output: bool = True
+    runtime_config: dict = field(default_factory=dict)
+    # Accepted and kept with the job; delivered by the notification issue's code.
+    webhook_config: dict | None = None
+    notification_emails: tuple[str, ...] = ()
+    pipeline_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    binary_path: str
+    input_dir: str
+    output_dir: str | None = None
+    job_id: str | None = None
+    settings: RunSettings = field(default_factory=RunSettings)
+
+
+def snapshot_binary(settings: Settings, data: bytes) -> str:
+    """Keep an immutable copy of the binary a run executes, named by its SHA-256."""
+    digest = hashlib.sha256(data).hexdigest()
+    target = settings.binary_store / f"{digest}.ibflowbin"
+    if not target.exists():
+        write_atomic(target, data)
+    return digest
+
+
+def read_snapshot(settings: Settings, digest: str) -> bytes:
+    return (settings.binary_store / f"{digest}.ibflowbin").read_bytes()
+
+
+def create_run(
+    session: Session, settings: Settings, principal: Principal, request: RunRequest
+) -> tuple[Job, CompiledBinary]:
+    job_id = new_job_id(request.job_id)
+    ensure_job_id_free(session, job_id)
+    drive = Drive(settings.drive_root)
+    binary_file = drive.resolve(principal, request.binary_path)
+    if not binary_file.real.is_file():
+        raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
+    data = binary_file.real.read_bytes()
+    binary = load_binary(data)
+
+    input_dir = drive.resolve(principal, request.input_dir)
+    if not input_dir.real.is_dir():
+        raise NotFound(f"no input folder at {input_dir.relative!r}")
+    inputs = sorted(
+        child.name
+        for child in input_dir.real.iterdir()
+        if child.is_file() and not child.name.startswith(".")
+    )
+    if not inputs:
+        raise InvalidRequest(f"input folder {input_dir.relative!r} holds no files to run on")
+
+    output_root = _output_root(drive, principal, request, input_dir)
+    run = request.settings
+    output = output_root
+    if run.output_has_run_id:
+        run_id = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S") + f"_{job_id}"
+        output = drive.resolve(principal, f"{output_root.relative}/{run_id}")
+    elif run.delete_out_dir and output_root.real.is_dir():
+        shutil.rmtree(output_root.real)
+    output.real.mkdir(parents=True, exist_ok=True)
+
+    digest = snapshot_binary(settings, data)
+    if run.save_binary_to_output:
+        write_atomic(output.real / binary_file.real.name, data)
+
+    job = Job(
+        id=job_id,
+        owner_id=principal.user_id,
+        kind="flow",
+        status=JobStatus.QUEUED.value,
+        message="Queued",
+        flow_type=binary.flow_type,
+        binary_path=binary_file.relative,
+        binary_hash=digest,
+        input_dir=input_dir.relative,
+        output_dir=output.relative,
+        settings={
+            "runtime_config": run.runtime_config,
+            "webhook_config": run.webhook_config,
+            "notification_emails": list(run.notification_emails),
+            "pipeline_ids": list(run.pipeline_ids),
+        },
+        priority=run.priority,
+        step_timeout=run.step_timeout,
+        log_prefix=str(run.runtime_config.get("log_prefix") or ""),
+        log_to_timeline=run.log_to_timeline,
+        trace_id=new_trace_id(),
+        num_files=len(inputs),
+        num_steps=len(binary.steps),
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError as error:  # another request took the same id meanwhile
+        raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
+    session.add_all(
+        JobFile(job_id=job_id, file_index=index, file_name=name, status="pending")
+        for index, name in enumerate(inputs)
+    )
+    set_tags(session, job_id, list(run.tags))
+    session.flush()
+    return job, binary
+
+
+def _output_root(
+    drive: Drive, principal: Principal, request: RunRequest, input_dir: DrivePath
+) -> DrivePath:
+    if request.output_dir:
+        output = drive.resolve(principal, request.output_dir)
+    else:
+        parent = input_dir.relative.rsplit("/", 1)[0] if "/" in input_dir.relative else None
+        if parent is None:
+            raise InvalidRequest(
+                "input_dir is a drive root, so output_dir cannot default to input_dir/../out: "
+                "pass output_dir"
+            )
+        output = drive.resolve(principal, f"{parent}/out")
+    # Deleting or writing the output must never touch the inputs.
+    if output.real == input_dir.real or output.real in input_dir.real.parents:
+        raise InvalidRequest("output_dir must not be input_dir or a folder that contains it")
+    if output.real.exists() and not output.real.is_dir():
+        raise InvalidRequest(f"output_dir {output.relative!r} is a file, not a folder")
+    return output
+
+
+def output_path(settings: Settings, job: Job) -> Path:
+    return settings.drive_root / job.output_dir
+
+
+def input_path(settings: Settings, job: Job, file_name: str) -> Path:
+    return settings.drive_root / job.input_dir / file_name

@@ -1,0 +1,1 @@
+"""Flowbin's Celery workers: thin tasks over the flow runtime in ``shared``."""

@@ -1,0 +1,30 @@
+"""Publishing steps and compiles to the broker, with the priority and limits they need."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.execution import NextStep
+from workers.app import HARD_LIMIT_GRACE
+
+RUN_STEP = "flowbin.run_step"
+COMPILE = "flowbin.compile"
+
+
+def broker_priority(user_priority: int) -> int:
+    """Redis pops bucket 0 first, so the user's 9 (highest) is sent as 0."""
+    return 9 - max(0, min(9, user_priority))
+
+
+def publish_step(app: Celery, step: NextStep) -> None:
+    app.send_task(
+        RUN_STEP,
+        args=(step.call.job_id, step.call.file_index, step.call.step_index),
+        priority=broker_priority(step.priority),
+        soft_time_limit=step.time_limit,
+        time_limit=step.time_limit + HARD_LIMIT_GRACE,
+    )
+
+
+def publish_compile(app: Celery, job_id: str) -> None:
+    app.send_task(COMPILE, args=(job_id,), priority=broker_priority(5))
