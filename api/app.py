@@ -33,9 +33,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
-    from api.resources import compile, drive, health, jobs, runs
+    from api.resources import compile, deliveries, drive, health, jobs, runs
 
-    for module in (health, drive, compile, runs, jobs):
+    for module in (health, drive, compile, runs, jobs, deliveries):
         api.register_blueprint(module.blp)
+    from api.resources import sync
+
+    api.register_blueprint(sync.blp)
     register_error_handlers(app)
     return app

@@ -20,24 +20,28 @@ def error_response(code: int, msg: str, headers: dict | None = None):
     return response
 
 
-def _describe(messages, prefix: str = "") -> list[str]:
+def _describe(messages, prefix: str = "", top: bool = True) -> list[str]:
     """Flatten webargs' nested validation messages into 'field: reason' lines."""
     if isinstance(messages, dict):
         lines = []
         for key, value in messages.items():
-            # Top-level keys are webargs locations ("json", "query"); they add nothing.
+            # Top-level keys are webargs locations ("json", "query"); they add nothing. Only
+            # there: a body field may be called "files" (run_binary_sync).
             name = (
                 prefix
-                if key in ("json", "query", "files", "form", "headers") and not prefix
+                if top and key in ("json", "query", "files", "form", "headers") and not prefix
                 else f"{prefix}.{key}"
                 if prefix
                 else str(key)
             )
-            lines.extend(_describe(value, name))
+            lines.extend(_describe(value, name, top=False))
         return lines
     if isinstance(messages, list):
         return [f"{prefix}: {m}" if prefix else str(m) for m in messages if isinstance(m, str)] + [
-            line for m in messages if not isinstance(m, str) for line in _describe(m, prefix)
+            line
+            for m in messages
+            if not isinstance(m, str)
+            for line in _describe(m, prefix, top=False)
         ]
     return [f"{prefix}: {messages}" if prefix else str(messages)]
 

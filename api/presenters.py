@@ -18,15 +18,24 @@ def unix_seconds(moment) -> int | None:
     return int(moment.timestamp()) if moment else None
 
 
-def seed_status(job: Job, summary: RunSummary) -> dict:
+def shown_status(job: Job, steps_running: bool) -> JobStatus:
+    """A paused job whose last steps are still finishing is shown as running (pausing): it
+    shows PAUSED once nothing of it runs."""
     status = JobStatus(job.status)
+    if status == JobStatus.PAUSED and steps_running:
+        return JobStatus.RUNNING
+    return status
+
+
+def seed_status(job: Job, summary: RunSummary, steps_running: bool = False) -> dict:
+    status = shown_status(job, steps_running)
     cur_status = {
         "job_id": job.id,
         "flow_index": 0,
         "status": SEED_STATUS[status],
         "finish_timestamp": unix_seconds(job.finished_at),
         "curProgress": summary.progress,
-        "curMsg": job.message,
+        "curMsg": "Pausing" if status != JobStatus(job.status) else job.message,
         "reviewer": job.reviewer,
         "review_state": job.review_state,
         "flow_job_metrics": None,
@@ -57,3 +66,34 @@ def _result(job: Job, status: JobStatus) -> dict:
         folder = job.output_dir.rsplit("/", 1)[0] if "/" in job.output_dir else job.output_dir
         return {"status": "OK", "output_folder": folder, "binary_path": job.output_dir}
     return {"status": "OK", "output_folder": job.output_dir}
+
+
+def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str],
+                   pipeline_ids: list[str], steps_running: bool = False) -> dict:
+    started = job.created_at.timestamp()
+    finished = job.finished_at.timestamp() if job.finished_at else None
+    end = finished if finished is not None else None
+    return {
+        "curMsg": job.message,
+        "state": SEED_STATUS[shown_status(job, steps_running)],
+        "tags": tags,
+        "job_id": job.id,
+        "input_folder": job.input_dir,
+        "output_folder": job.output_dir,
+        "flow_path": job.binary_path,
+        "source_path": job.binary_path,
+        "flow_type": job.flow_type,
+        "is_flow_v3": True,
+        "start_timestamp": started,
+        "finish_timestamp": finished,
+        "runtime_sec": (end - (job.started_at or job.created_at).timestamp())
+        if end is not None else None,
+        "username": username,
+        "priority": job.priority,
+        "run_summary": summary.to_seed(),
+        "reviewer": job.reviewer,
+        "review_state": job.review_state,
+        "flow_pipeline_infos": [{"pipeline_id": p, "pipeline_name": p} for p in pipeline_ids],
+        "flow_job_metrics": None,
+        "flow_review_metrics": None,
+    }

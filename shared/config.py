@@ -36,8 +36,34 @@ class Settings:
     visibility_timeout: int = 7200
     # How many times one step of one file may be started before the file fails.
     max_step_attempts: int = 3
+    # Seconds a sync run (flow/run_binary_sync) may take before it is stopped with a 504.
+    sync_timeout: int = 60
+    # Runner processes per API process that execute sync runs (shared/sync_runners.py).
+    sync_runners: int = 2
     worker_concurrency: int = 2
     log_level: str = "INFO"
+    # Completion webhooks and notification emails (shared/deliveries.py). A failed attempt is
+    # retried after about base * 2**(n-1) seconds (with jitter), never more than cap.
+    delivery_retry_base: float = 30.0
+    delivery_retry_cap: float = 3600.0
+    # Seconds one attempt may wait on the receiver (HTTP connect and read, each SMTP command).
+    delivery_timeout: float = 10.0
+    # How often beat looks for due deliveries.
+    delivery_interval: float = 5.0
+    # Seconds a worker holds a claimed delivery; a worker that dies mid-attempt loses its claim
+    # after this long and the delivery is due again. Keep it well above delivery_timeout.
+    delivery_lease: float = 120.0
+    # Comma-separated networks (CIDR) webhooks may target although they are private, loopback
+    # or link-local, e.g. "10.1.0.0/16,127.0.0.1/32". Empty: only public addresses.
+    webhook_allowed_networks: str = ""
+    # SMTP server for notification_emails; empty host: emails fail with a message saying so.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    # "none", "starttls" or "ssl" (implicit TLS, usually port 465).
+    smtp_tls: str = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "flowbin@localhost"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -55,6 +81,13 @@ class Settings:
                 except ValueError as exc:
                     raise ValueError(
                         f"FLOWBIN_{field.name.upper()} must be an integer, got {raw!r}"
+                    ) from exc
+            elif field.type == "float":
+                try:
+                    values[field.name] = float(raw)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"FLOWBIN_{field.name.upper()} must be a number, got {raw!r}"
                     ) from exc
             elif field.type == "bool":
                 values[field.name] = _bool(raw)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared import notifications
 from shared.errors import Conflict, InvalidRequest, InvalidTransition, NotFound
 from shared.models import Job, JobFile, JobTag
 from shared.states import FILE_FINISHED, FileStatus, JobStatus, allowed_sources
@@ -100,6 +101,9 @@ def transition_job(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
+        # In this same transaction: a job that ended always has its webhook and email
+        # deliveries, and a rolled-back change has none (shared/notifications.py).
+        notifications.schedule_for_job(session, job_id, target)
         return True
     if strict:
         current = session.scalar(select(Job.status).where(Job.id == job_id))

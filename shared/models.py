@@ -77,7 +77,11 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_jobs_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_owner_created", "owner_id", "created_at"),
+        Index("ix_jobs_created", "created_at"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+    )
 
 
 class JobTag(Base):
@@ -87,6 +91,17 @@ class JobTag(Base):
     tag: Mapped[str] = mapped_column(String(100), primary_key=True)
 
     __table_args__ = (Index("ix_job_tags_tag", "tag"),)
+
+
+class JobPipeline(Base):
+    __tablename__ = "job_pipelines"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    pipeline_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    __table_args__ = (Index("ix_job_pipelines_pipeline_id", "pipeline_id"),)
 
 
 class JobFile(Base):
@@ -103,7 +118,20 @@ class JobFile(Base):
     next_step: Mapped[int] = mapped_column(Integer, default=0)
     # Starts of the current step, capped by max_step_attempts so a crashing step cannot loop.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The task id that may run the next step: a fencing token, so a stale or duplicated
+    # message (a resume or retry published a fresh one) does nothing.
+    next_task_id: Mapped[str | None] = mapped_column(String(64))
+    # The task running the current step and until when its claim holds (its time limit):
+    # pause waits for it, cancel terminates it, a dead worker's claim lapses.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The task that committed the last step: its redelivery republishes the next step, which
+    # repairs a worker that died between committing and publishing.
+    advanced_by: Mapped[str | None] = mapped_column(String(64))
+    # First step at which a record of the file failed, and first checkpoint a record stopped
+    # at: where a retry of step failures or checkpoint failures starts the file again.
     failed_step: Mapped[int | None] = mapped_column(Integer)
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)
     num_records: Mapped[int] = mapped_column(Integer, default=0)
     num_errors: Mapped[int] = mapped_column(Integer, default=0)
     num_checkpoint_failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -130,3 +158,69 @@ class JobLog(Base):
     message: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_job_logs_job_id_id", "job_id", "id"),)
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret. Kept in the clear: signing needs the secret itself."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Delivery(Base):
+    """One notification of a finished job to one receiver (a webhook URL or an email address),
+    attempted until a receiver acknowledges it or the attempts run out (shared/deliveries.py)."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "webhook" or "email"
+    target: Mapped[str] = mapped_column(Text)  # the URL or the email address
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next attempt is due; None once delivered or failed for good.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A worker's claim: until then no other worker attempts it; a dead worker's claim lapses.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    redelivery_of: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("deliveries.id", ondelete="SET NULL"),
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),)
+
+
+class DeliveryAttempt(Base):
+    """One try of a delivery, recorded when it starts and completed when it ends."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("deliveries.id", ondelete="CASCADE"),
+    )
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first attempt
+    outcome: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "number", name="uq_delivery_attempts_number"),
+    )

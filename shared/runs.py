@@ -14,12 +14,14 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared import webhooks
 from shared.config import Settings
 from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import CompiledBinary, load_binary
+from shared.flow.output_schema import from_runtime_config as runtime_output_schema
 from shared.jobs import ensure_job_id_free, new_job_id, new_trace_id, set_tags
-from shared.models import Job, JobFile
+from shared.models import Job, JobFile, JobPipeline
 from shared.states import JobStatus
 from shared.users import Principal
 
@@ -34,7 +36,7 @@ class RunSettings:
     priority: int = 0
     save_binary_to_output: bool = True
     runtime_config: dict = field(default_factory=dict)
-    # Accepted and kept with the job; delivered by the notification issue's code.
+    # Sent when the job ends (shared/notifications.py).
     webhook_config: dict | None = None
     notification_emails: tuple[str, ...] = ()
     pipeline_ids: tuple[str, ...] = ()
@@ -62,11 +64,22 @@ def read_snapshot(settings: Settings, digest: str) -> bytes:
     return (settings.binary_store / f"{digest}.ibflowbin").read_bytes()
 
 
+def check_output_schema(runtime_config: dict) -> None:
+    """A bad modify_output_schema is a 400 when the run is submitted, not a failure later."""
+    try:
+        runtime_output_schema(runtime_config)
+    except ValueError as exc:
+        raise InvalidRequest(f"settings.runtime_config.{exc}") from None
+
+
 def create_run(
     session: Session, settings: Settings, principal: Principal, request: RunRequest
 ) -> tuple[Job, CompiledBinary]:
     job_id = new_job_id(request.job_id)
     ensure_job_id_free(session, job_id)
+    # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
+    webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
+    check_output_schema(request.settings.runtime_config)
     drive = Drive(settings.drive_root)
     binary_file = drive.resolve(principal, request.binary_path)
     if not binary_file.real.is_file():
@@ -112,7 +125,7 @@ def create_run(
         output_dir=output.relative,
         settings={
             "runtime_config": run.runtime_config,
-            "webhook_config": run.webhook_config,
+            "webhook_config": webhook_config,
             "notification_emails": list(run.notification_emails),
             "pipeline_ids": list(run.pipeline_ids),
         },
@@ -134,6 +147,10 @@ def create_run(
         for index, name in enumerate(inputs)
     )
     set_tags(session, job_id, list(run.tags))
+    session.add_all(
+        JobPipeline(job_id=job_id, pipeline_id=pipeline_id)
+        for pipeline_id in dict.fromkeys(run.pipeline_ids)
+    )
     session.flush()
     return job, binary
 

@@ -47,7 +47,16 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.CANCELLED,
         }
     ),
-    JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
+    # A paused job whose last running step finished its last file has nothing left to hold.
+    JobStatus.PAUSED: frozenset(
+        {
+            JobStatus.QUEUED,
+            JobStatus.CANCELLED,
+            JobStatus.COMPLETE,
+            JobStatus.FAILED,
+            JobStatus.STOPPED_AT_CHECKPOINT,
+        }
+    ),
     JobStatus.STOPPED_AT_CHECKPOINT: frozenset(
         {JobStatus.QUEUED, JobStatus.COMPLETE, JobStatus.CANCELLED}
     ),

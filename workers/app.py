@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.config import Settings
+from workers.notify_tasks import DELIVER_DUE, DELIVERY_PRIORITY
 
 # A step killed by its hard limit is given this long past its soft limit to record the failure.
 HARD_LIMIT_GRACE = 30
@@ -48,8 +49,16 @@ def celery_config(settings: Settings) -> dict:
         "task_inherit_parent_priority": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "imports": ("workers.tasks", "workers.signals"),
-        "beat_schedule": {},
+        "imports": ("workers.tasks", "workers.signals", "workers.probe", "workers.notify_tasks"),
+        "beat_schedule": {
+            # Sends due webhooks and emails; a tick nobody took within its interval is dropped,
+            # the next one does the same work.
+            "deliver-notifications": {
+                "task": DELIVER_DUE,
+                "schedule": settings.delivery_interval,
+                "options": {"expires": settings.delivery_interval, "priority": DELIVERY_PRIORITY},
+            },
+        },
     }
 
 

@@ -9,6 +9,7 @@ from workers.app import HARD_LIMIT_GRACE
 
 RUN_STEP = "flowbin.run_step"
 COMPILE = "flowbin.compile"
+RECOVER_STALLED = "flowbin.recover_stalled_steps"
 
 
 def broker_priority(user_priority: int) -> int:
@@ -20,10 +21,27 @@ def publish_step(app: Celery, step: NextStep) -> None:
     app.send_task(
         RUN_STEP,
         args=(step.call.job_id, step.call.file_index, step.call.step_index),
+        task_id=step.call.task_id,
         priority=broker_priority(step.priority),
         soft_time_limit=step.time_limit,
         time_limit=step.time_limit + HARD_LIMIT_GRACE,
     )
+
+
+def publish_steps(app: Celery, steps: list[NextStep]) -> None:
+    for step in steps:
+        publish_step(app, step)
+
+
+def revoke(app: Celery, running: list[str], queued: list[str]) -> None:
+    """Stop running steps now (prefork terminates their process) and drop queued ones.
+
+    The revoked set lives in worker memory only; the store's state is what really stops a job,
+    since every step checks it before it starts."""
+    if running:
+        app.control.revoke(running, terminate=True, signal="SIGKILL")
+    if queued:
+        app.control.revoke(queued)
 
 
 def publish_compile(app: Celery, job_id: str) -> None:

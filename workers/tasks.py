@@ -10,7 +10,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from shared.compiling import run_compile
 from shared.config import Settings
 from shared.execution import StepCall, StepRunner
-from workers.dispatch import COMPILE, RUN_STEP, publish_step
+from shared.recovery import recover_stalled_steps
+from workers.dispatch import COMPILE, RECOVER_STALLED, RUN_STEP, publish_step, publish_steps
 
 
 @functools.cache
@@ -20,8 +21,8 @@ def current_settings() -> Settings:
 
 @shared_task(name=RUN_STEP, bind=True)
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
-    runner = StepRunner(current_settings(), self.request.id, passthrough=(SoftTimeLimitExceeded,))
-    following = runner.run(StepCall(job_id, file_index, step_index))
+    runner = StepRunner(current_settings(), passthrough=(SoftTimeLimitExceeded,))
+    following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))
     if following is not None:
         # Published only after the step's outcome committed: a pause or cancel that landed
         # meanwhile is seen by the runner, and a crash here is repaired on redelivery.
@@ -31,3 +32,11 @@ def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
 @shared_task(name=COMPILE, bind=True)
 def compile_flow(self, job_id: str) -> None:
     run_compile(current_settings(), job_id, self.request.id)
+
+
+@shared_task(name=RECOVER_STALLED, bind=True)
+def recover_stalled(self) -> int:
+    """Beat: give steps whose claim lapsed (dead worker, hard time limit) a fresh start."""
+    steps = recover_stalled_steps(current_settings())
+    publish_steps(self.app, steps)
+    return len(steps)

@@ -1,19 +1,55 @@
-"""The seed's Job API: status and logs."""
+"""The seed's Job API: status, logs, list, pause, resume, cancel, retry, bulk forms, tags."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from flask import request
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import store
-from api.presenters import seed_status
-from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
-from shared.joblog import read_logs
-from shared.jobs import get_job_for, run_summaries
-
-blp = Blueprint(
-    "jobs", __name__, url_prefix="/api/v1/jobs", description="Status, logs and control of jobs"
+from api.context import broker, settings, store
+from api.job_schemas import (
+    BulkArgs,
+    BulkResponse,
+    JobIdArgs,
+    ListArgs,
+    ListResponse,
+    OkResponse,
+    RetryArgs,
+    TagsArgs,
+    TagsResponse,
 )
+from api.presenters import seed_list_item, seed_status
+from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
+from shared import control
+from shared.joblog import read_logs
+from shared.jobs import get_job_for, run_summaries, tags_of
+from shared.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
+from shared.states import JobStatus
+from workers.dispatch import publish_steps, revoke
+
+blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs",
+                description="Status, logs and control of jobs")
+
+WEEK = timedelta(days=7)
+
+
+def _window(args: dict) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    to = datetime.fromtimestamp(args["to_timestamp"], UTC) if args.get("to_timestamp") else now
+    since = (datetime.fromtimestamp(args["from_timestamp"], UTC)
+             if args.get("from_timestamp") is not None else to - WEEK)
+    return since, to
+
+
+def _apply(work: control.BrokerWork) -> None:
+    """Tell the broker, after the store committed. The store already decided: a lost revoke
+    is harmless, a lost publish is repaired by resuming or retrying again."""
+    revoke(broker(), work.terminate, work.drop)
+    publish_steps(broker(), work.publish)
 
 
 @blp.route("/status")
@@ -25,7 +61,8 @@ class JobStatusView(MethodView):
         with store() as session:
             job = get_job_for(session, principal(), args["job_id"])
             summary = run_summaries(session, [job])[job.id]
-        return seed_status(job, summary)
+            running = bool(control.jobs_with_running_steps(session, [job.id]))
+        return seed_status(job, summary, running)
 
 
 @blp.route("/get_logs")
@@ -38,3 +75,123 @@ class JobLogs(MethodView):
             job = get_job_for(session, principal(), args["job_id"])
             logs = read_logs(session, job.id, args["offset"], args["limit"])
         return {"logs": logs, "next_offset": args["offset"] + len(logs)}
+
+
+@blp.route("/list")
+class JobList(MethodView):
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, ListResponse)
+    def get(self, args):
+        """Flow jobs, newest first, filtered as the seed describes"""
+        since, until = _window(args)
+        wanted = JobFilter(
+            from_timestamp=since, to_timestamp=until, limit=args["limit"],
+            offset=args["offset"], states=args["state"], user=args["user"],
+            priority=args["priority"], tags=args["tags"], pipeline_ids=args["pipeline_ids"],
+            review_states=args["review_state"], job_id=args["job_id"],
+            job_ids=args["job_ids"], reviewer=args["reviewer"],
+        )
+        with store() as session:
+            jobs, more = list_jobs(session, principal(), wanted)
+            ids = [job.id for job in jobs]
+            summaries = run_summaries(session, jobs)
+            tags = tags_of(session, ids)
+            pipelines = pipeline_ids_of(session, ids)
+            owners = usernames(session, jobs)
+            running = control.jobs_with_running_steps(
+                session, [job.id for job in jobs if job.status == JobStatus.PAUSED.value])
+        items = [seed_list_item(job, summaries[job.id], owners[job.owner_id], tags[job.id],
+                                pipelines[job.id], job.id in running) for job in jobs]
+        next_page = None
+        if more:
+            query = {key: value for key, value in request.args.items() if key != "offset"}
+            query["offset"] = args["offset"] + args["limit"]
+            next_page = f"{request.path}?{urlencode(query)}"
+        return {"jobs": items, "next_page": next_page}
+
+
+def _control_view(operation: Callable, args_schema=JobIdArgs):
+    @blp.arguments(args_schema, location="query")
+    @blp.response(200, OkResponse)
+    def get(self, args):
+        with store() as session:
+            job = get_job_for(session, principal(), args["job_id"])
+            work = operation(session, job, args)
+        _apply(work)
+        return {"status": "OK"}
+
+    return get
+
+
+@blp.route("/pause")
+class PauseJob(MethodView):
+    get = _control_view(lambda session, job, args: control.pause_job(session, job))
+    get.__doc__ = "Pause a queued or running job: running steps finish, no new step starts"
+
+
+@blp.route("/resume")
+class ResumeJob(MethodView):
+    get = _control_view(lambda session, job, args: control.resume_job(session, settings(), job))
+    get.__doc__ = "Resume a paused job: every file continues from its next step"
+
+
+@blp.route("/cancel")
+class CancelJob(MethodView):
+    get = _control_view(lambda session, job, args: control.cancel_job(session, job))
+    get.__doc__ = "Cancel a job for good: queued steps are dropped, running ones stopped"
+
+
+@blp.route("/retry")
+class RetryJob(MethodView):
+    get = _control_view(
+        lambda session, job, args: control.retry_job(session, settings(), job, args["type"]),
+        RetryArgs,
+    )
+    get.__doc__ = "Rerun the failed files of a finished job from the step where they failed"
+
+
+def _bulk_view(statuses: tuple[JobStatus, ...], operation: Callable):
+    @blp.arguments(BulkArgs, location="query")
+    @blp.response(200, BulkResponse)
+    def get(self, args):
+        since, until = _window(args)
+        bulk = control.BulkFilter(since, until, args["user"], args["tags"])
+        total = control.BrokerWork()
+        with store() as session:
+            for job in control.select_jobs_for_bulk(session, principal(), bulk, statuses):
+                total.add(operation(session, job))
+        _apply(total)
+        return {"status": "OK", "affected_jobs": total.affected}
+
+    return get
+
+
+@blp.route("/pause_all")
+class PauseAll(MethodView):
+    get = _bulk_view((JobStatus.QUEUED, JobStatus.RUNNING), control.pause_job)
+    get.__doc__ = "Pause every queued or running job in the window (admins: any user's)"
+
+
+@blp.route("/resume_all")
+class ResumeAll(MethodView):
+    get = _bulk_view((JobStatus.PAUSED,),
+                     lambda session, job: control.resume_job(session, settings(), job))
+    get.__doc__ = "Resume every paused job in the window (admins: any user's)"
+
+
+@blp.route("/cancel_all")
+class CancelAll(MethodView):
+    get = _bulk_view((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED,
+                      JobStatus.STOPPED_AT_CHECKPOINT), control.cancel_job)
+    get.__doc__ = "Cancel every unfinished job in the window; non-admins only their own"
+
+
+@blp.route("/tags")
+class JobTags(MethodView):
+    @blp.arguments(TagsArgs)
+    @blp.response(200, TagsResponse)
+    def post(self, args):
+        """Replace a job's tags; without `names` the tags are cleared"""
+        with store() as session:
+            tags = control.set_job_tags(session, principal(), args["job_id"], args["names"])
+        return {"status": "OK", "updated_tags": tags}

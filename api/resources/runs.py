@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from sqlalchemy import select
 
 from api.blueprint import Blueprint, principal
 from api.context import broker, settings, store
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
-from shared.execution import first_steps
+from shared.execution import schedule_files
+from shared.models import JobFile
 from shared.runs import RunRequest, RunSettings, create_run
-from workers.dispatch import publish_step
+from workers.dispatch import publish_steps
 
 blp = Blueprint("flow", __name__, url_prefix="/api/v1/flow", description="Run flow binaries")
 
@@ -45,12 +47,8 @@ class RunBinaryAsync(MethodView):
     def post(self, args):
         """Start a run; poll jobs/status with the returned job_id"""
         with store() as session:
-            job, binary = create_run(session, settings(), principal(), _run_request(args))
-        steps = first_steps(settings(), job, binary)
-
-        def publish() -> None:
-            for step in steps:
-                publish_step(broker(), step)
-
-        publish_or_fail(job.id, publish)
+            job, _binary = create_run(session, settings(), principal(), _run_request(args))
+            files = list(session.scalars(select(JobFile).where(JobFile.job_id == job.id)))
+            steps = schedule_files(session, settings(), job, files)
+        publish_or_fail(job.id, lambda: publish_steps(broker(), steps))
         return {"status": "OK", "data": {"job_id": job.id, "output_folder": job.output_dir}}

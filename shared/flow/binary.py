@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import CompileError, InvalidRequest
-from shared.flow import definition
+from shared.flow import composition, definition
 from shared.flow.definition import StepDefinition
 
 FORMAT_VERSION = 1
@@ -24,7 +24,7 @@ MANIFEST_NAME = "manifest.json"
 UDF_PREFIX = "udfs/"
 BINARY_SUFFIX = ".ibflowbin"
 FLOW_TYPES = {"Single Flow": "single_flow", "Metaflow": "metaflow", "Flows": "flows"}
-SUPPORTED_BINARY_TYPES = ("Single Flow",)
+SUPPORTED_BINARY_TYPES = tuple(FLOW_TYPES)
 # Larger entries are not something the compiler writes; refusing them stops zip bombs.
 MAX_ENTRY_BYTES = 20 * 1024 * 1024
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -32,8 +32,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 @dataclass(frozen=True)
 class CompiledBinary:
-    """A loaded binary. ``steps`` are the flow's steps (Single Flow); ``udf_sources`` maps a UDF
-    path ('udfs/enrich.py') to its source; dicts here are read-only by convention."""
+    """A loaded binary. ``steps`` are the steps a run executes, one task each per file (the
+    flow's steps, or the flat steps of a Metaflow or Flows binary, see ``composition``);
+    ``udf_sources`` maps a UDF path ('udfs/enrich.py') to its source; dicts here are read-only
+    by convention."""
 
     binary_type: str
     flow_type: str
@@ -44,12 +46,15 @@ class CompiledBinary:
     name: str = ""
 
 
-def content_hash_of(flows: list[dict[str, Any]], udf_sources: Mapping[str, str]) -> str:
+def content_hash_of(flows: list[dict[str, Any]], udf_sources: Mapping[str, str],
+                    composition: Mapping[str, Any] | None = None) -> str:
     # Keys are not sorted: the order of a refine step's fields is part of what the flow does.
-    canonical = json.dumps(
-        {"flows": flows, "udfs": {path: udf_sources[path] for path in sorted(udf_sources)}},
-        ensure_ascii=False, separators=(",", ":"),
-    )
+    content: dict[str, Any] = {
+        "flows": flows, "udfs": {path: udf_sources[path] for path in sorted(udf_sources)},
+    }
+    if composition is not None:  # absent for Single Flow, whose hashes stay what they were
+        content["composition"] = composition
+    canonical = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -117,8 +122,11 @@ def load_binary(data: bytes) -> CompiledBinary:
         raise _invalid("it is not a zip file") from None
     with archive:
         manifest = _manifest(archive)
+        binary_type = manifest["binary_type"]
         raw_flows, udf_paths = manifest.get("flows"), manifest.get("udfs")
-        if not isinstance(raw_flows, list) or len(raw_flows) != 1:
+        if not isinstance(raw_flows, list) or not raw_flows:
+            raise _invalid("flows must be a non-empty list")
+        if binary_type == "Single Flow" and len(raw_flows) != 1:
             raise _invalid("a Single Flow binary holds exactly one flow")
         if not isinstance(udf_paths, list) or not all(isinstance(p, str) for p in udf_paths):
             raise _invalid("udfs must be a list of paths")
@@ -126,19 +134,29 @@ def load_binary(data: bytes) -> CompiledBinary:
             flows = [definition.normalize_flow(flow, MANIFEST_NAME) for flow in raw_flows]
         except CompileError as exc:
             raise _invalid(exc.msg) from None
+        composed = manifest.get("composition")
+        if binary_type == "Single Flow":
+            if composed is not None:
+                raise _invalid("a Single Flow binary has no composition")
+        else:
+            try:
+                composition.check_composition(binary_type, composed, flows)
+            except ValueError as exc:
+                raise _invalid(str(exc)) from None
         udf_sources = {path: _read(archive, UDF_PREFIX + path) for path in udf_paths}
-    for step_id, path, _ in definition.udf_references(flows[0]):
-        if path not in udf_sources:
-            raise _invalid(f"step '{step_id}' calls {path}, which the binary does not hold")
-    digest = content_hash_of(flows, udf_sources)
+    for flow in flows:
+        for step_id, path, _ in definition.udf_references(flow):
+            if path not in udf_sources:
+                raise _invalid(f"step '{step_id}' calls {path}, which the binary does not hold")
+    digest = content_hash_of(flows, udf_sources, composed)
     if manifest.get("content_hash") != digest:
         raise _invalid("content_hash does not match its contents (corrupt or edited)")
     return CompiledBinary(
-        binary_type=manifest["binary_type"],
+        binary_type=binary_type,
         flow_type=manifest["flow_type"],
         content_hash=digest,
-        steps=definition.step_definitions(flows[0]),
+        steps=composition.flat_steps(binary_type, flows, composed),
         udf_sources=udf_sources,
         manifest=manifest,
-        name=flows[0]["name"],
+        name=flows[0]["name"] if binary_type == "Single Flow" else binary_type.lower(),
     )

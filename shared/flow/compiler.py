@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from shared.errors import CompileError
-from shared.flow import binary, definition, udfs
+from shared.flow import binary, composition, definition, udfs
 
 BINARY_TYPES = tuple(binary.FLOW_TYPES)
 _SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -88,9 +88,110 @@ def _udf_sources(root: Path, flow: dict[str, Any], flow_file: str,
     return sources
 
 
-def _file_name(flow_name: str, flow_file: str) -> str:
-    stem = flow_name if _SAFE_FILE_NAME.fullmatch(flow_name) else PurePosixPath(flow_file).stem
+def _file_name(name: str, fallback: str) -> str:
+    stem = name if _SAFE_FILE_NAME.fullmatch(name) else fallback
     return stem + binary.BINARY_SUFFIX
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """What a binary type's settings select: normalized flows (each with the file it came from)
+    and, for Metaflow and Flows, the manifest's composition."""
+
+    flows: list[dict[str, Any]]
+    files: list[str]
+    file_name: str
+    composition: dict[str, Any] | None = None
+
+
+def _setting(settings: Mapping[str, Any], name: str, binary_type: str, what: str) -> Any:
+    if not isinstance(settings, Mapping) or name not in settings:
+        raise CompileError(f"settings.{name}", f"is required for a '{binary_type}' binary: {what}")
+    return settings[name]
+
+
+def _load_flow(root: Path, path: Path) -> tuple[dict[str, Any], str]:
+    flow_file = path.relative_to(root.resolve()).as_posix()
+    raw = definition.parse_flow_source(_read_text(path, flow_file), flow_file)
+    return definition.normalize_flow(raw, flow_file), flow_file
+
+
+def _read_yaml(root: Path, relative: Any, setting: str) -> tuple[Any, str]:
+    path = _inside(root, relative, setting)
+    file = path.relative_to(root.resolve()).as_posix()
+    return definition.parse_flow_source(_read_text(path, file), file), file
+
+
+def _flows_dir(root: Path, settings: Mapping[str, Any], binary_type: str) -> Path:
+    relative = _setting(settings, "flows_dir", binary_type,
+                        "the folder of the flow files, inside the project")
+    folder = _inside(root, relative, "settings.flows_dir")
+    if not folder.is_dir():
+        raise CompileError("settings.flows_dir", f"{relative!r} is not a folder in the project")
+    return folder
+
+
+def _single_flow(root: Path, settings: Mapping[str, Any]) -> _Flows:
+    relative = _setting(settings, "flow_file", "Single Flow",
+                        "the flow file's path inside the project")
+    flow, flow_file = _load_flow(root, _inside(root, relative, "settings.flow_file"))
+    return _Flows([flow], [flow_file], _file_name(flow["name"], PurePosixPath(flow_file).stem))
+
+
+def _chained_flows(root: Path, settings: Mapping[str, Any]) -> _Flows:
+    folder = _flows_dir(root, settings, "Flows")
+    paths = sorted((path for path in folder.iterdir()
+                    if path.suffix == composition.FLOW_SUFFIX and path.is_file()),
+                   key=lambda path: path.name)
+    if not paths:
+        raise CompileError("settings.flows_dir", f"{folder.name} holds no "
+                                                 f"*{composition.FLOW_SUFFIX} files")
+    loaded = [_load_flow(root, path) for path in paths]
+    keys = _keys([path.relative_to(folder).as_posix() for path in paths], "settings.flows_dir")
+    return _Flows([flow for flow, _ in loaded], [file for _, file in loaded],
+                  _file_name(folder.name, "flows"), {"flow_keys": keys})
+
+
+def _metaflow(root: Path, settings: Mapping[str, Any]) -> _Flows:
+    folder = _flows_dir(root, settings, "Metaflow")
+    _setting(settings, "metaflow_file", "Metaflow", "the *.ibmetaflow file inside the project")
+    _setting(settings, "classifier_file", "Metaflow",
+             "the *.ibclassifier file inside the project")
+    raw, classifier_file = _read_yaml(root, settings["classifier_file"],
+                                      "settings.classifier_file")
+    classifier = composition.parse_classifier(raw, classifier_file)
+    raw, metaflow_file = _read_yaml(root, settings["metaflow_file"], "settings.metaflow_file")
+    metaflow = composition.parse_metaflow(raw, metaflow_file)
+    composition.check_routes(classifier, metaflow, metaflow_file)
+    names = sorted({*metaflow["routes"].values(), *filter(None, [metaflow["default"]])})
+    keys = _keys(names, metaflow_file)
+    loaded = []
+    for name in names:
+        try:
+            path = _inside(folder, name, metaflow_file)
+        except CompileError as exc:
+            raise CompileError(metaflow_file, f"flow {exc.reason}") from None
+        if not path.is_file():
+            raise CompileError(metaflow_file, f"flow {name} does not exist in flows_dir "
+                                              f"{folder.relative_to(root.resolve()).as_posix()}")
+        loaded.append(_load_flow(root, path))
+    stem = PurePosixPath(metaflow_file).stem
+    return _Flows([flow for flow, _ in loaded], [file for _, file in loaded],
+                  _file_name(stem, "metaflow"),
+                  composition.metaflow_composition(classifier, metaflow, keys))
+
+
+def _keys(flow_files: list[str], file: str) -> list[str]:
+    keys = [composition.flow_key(name) for name in flow_files]
+    for key in keys:
+        if keys.count(key) > 1:
+            same = [name for name in flow_files if composition.flow_key(name) == key]
+            raise CompileError(file, f"flows {', '.join(same)} would share the step id prefix "
+                                     f"'{key}'; rename one of them")
+    return keys
+
+
+_SELECTORS = {"Single Flow": _single_flow, "Flows": _chained_flows, "Metaflow": _metaflow}
 
 
 def compile_project(project_root: Path, binary_type: str, settings: Mapping[str, Any],
@@ -101,33 +202,28 @@ def compile_project(project_root: Path, binary_type: str, settings: Mapping[str,
     if binary_type not in BINARY_TYPES:
         raise CompileError("binary_type", f"{binary_type!r} is not a binary type; use one of "
                                           f"{', '.join(map(repr, BINARY_TYPES))}")
-    if binary_type not in binary.SUPPORTED_BINARY_TYPES:
-        raise CompileError("binary_type", f"{binary_type!r} binaries are not supported yet; "
-                                          "compile a 'Single Flow'")
     root = Path(project_root)
     if not root.is_dir():
         raise CompileError(root.name or str(root), "the project folder does not exist")
-    if not isinstance(settings, Mapping) or "flow_file" not in settings:
-        raise CompileError("settings.flow_file", "is required for a 'Single Flow' binary: the "
-                                                 "flow file's path inside the project")
-    flow_path = _inside(root, settings["flow_file"], "settings.flow_file")
-    flow_file = flow_path.relative_to(root.resolve()).as_posix()
-    raw = definition.parse_flow_source(_read_text(flow_path, flow_file), flow_file)
-    flow = definition.normalize_flow(raw, flow_file)
-    sources = _udf_sources(root, flow, flow_file, passthrough)
-    digest = binary.content_hash_of([flow], sources)
+    selected = _SELECTORS[binary_type](root, settings)
+    sources: dict[str, str] = {}
+    for flow, flow_file in zip(selected.flows, selected.files, strict=True):
+        sources.update(_udf_sources(root, flow, flow_file, passthrough))
+    digest = binary.content_hash_of(selected.flows, sources, selected.composition)
     manifest = {
         "format_version": binary.FORMAT_VERSION,
         "binary_type": binary_type,
         "flow_type": binary.FLOW_TYPES[binary_type],
-        "flows": [flow],
+        "flows": selected.flows,
         "udfs": sorted(sources),
         "content_hash": digest,
         "compiled_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "compiled_by": compiled_by,
     }
+    if selected.composition is not None:
+        manifest["composition"] = selected.composition
     return CompiledArtifact(
         data=binary.write_binary(manifest, sources),
-        file_name=_file_name(flow["name"], flow_file),
+        file_name=selected.file_name,
         content_hash=digest,
     )

@@ -22,15 +22,21 @@ _STEP_KEYS = {"id", "type", "params", "timeout", "description"}
 @dataclass(frozen=True)
 class StepDefinition:
     """One normalized step. ``params`` is a plain dict, read-only by convention (so that the
-    definition pickles and compares); ``timeout`` is seconds, None for the run's default."""
+    definition pickles and compares); ``timeout`` is seconds, None for the run's default.
+    ``flow`` is set in a Metaflow binary: the step runs only on the records that the classifier
+    routed to that flow (``record["flow"]``) and passes the others on untouched."""
 
     id: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     timeout: int | None = None
+    flow: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "params": self.params, "timeout": self.timeout}
+        step = {"id": self.id, "type": self.type, "params": self.params, "timeout": self.timeout}
+        if self.flow is not None:
+            step["flow"] = self.flow
+        return step
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from pathlib import Path
+from pathlib import Path, PurePath
 
 TEXT_TYPES = frozenset({".txt", ".md", ".csv", ".json"})
 HTML_TYPES = frozenset({".html", ".htm"})
@@ -69,32 +70,43 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _pdf_pages(path: Path) -> list[str]:
+def _pdf_pages(data: bytes) -> list[str]:
     # pypdf is imported here: only workers that meet a PDF pay for it.
     import pypdf
     from pypdf.errors import PyPdfError
 
     try:
-        reader = pypdf.PdfReader(str(path))
+        reader = pypdf.PdfReader(io.BytesIO(data))
         return [page.extract_text() or "" for page in reader.pages]
     except (PyPdfError, ValueError, LookupError, TypeError, AttributeError) as exc:
         raise ExtractError(f"cannot read PDF: {exc}") from exc
 
 
-def extract_file(path: Path) -> Extracted:
-    """Text and pages of the file at ``path``. A text file's pages are split at form feeds."""
-    suffix = path.suffix.lower()
+def _check_type(file_name: str) -> str:
+    suffix = PurePath(file_name).suffix.lower()
     if suffix not in SUPPORTED_TYPES:
         raise ExtractError(
-            f"unsupported file type '{suffix or path.name}'; "
+            f"unsupported file type '{suffix or file_name}'; "
             f"supported: {', '.join(sorted(SUPPORTED_TYPES))}"
         )
+    return suffix
+
+
+def extract_file(path: Path) -> Extracted:
+    """Text and pages of the file at ``path``. A text file's pages are split at form feeds."""
+    _check_type(path.name)
     if not path.is_file():
         raise ExtractError(f"input file {path.name} is missing")
+    return extract_bytes(path.name, path.read_bytes())
+
+
+def extract_bytes(file_name: str, data: bytes) -> Extracted:
+    """Text and pages of a file's content held in memory (a sync run), typed by its name."""
+    suffix = _check_type(file_name)
     if suffix == ".pdf":
-        pages = _pdf_pages(path)
+        pages = _pdf_pages(data)
         return Extracted(text="\n\n".join(pages), pages=pages)
-    text = _decode(path.read_bytes())
+    text = _decode(data)
     warnings = []
     if suffix in HTML_TYPES:
         text = html_to_text(text)
@@ -102,6 +114,6 @@ def extract_file(path: Path) -> Extracted:
         try:
             json.loads(text)
         except ValueError as exc:
-            warnings.append(f"{path.name} is not valid JSON: {exc}")
+            warnings.append(f"{file_name} is not valid JSON: {exc}")
     pages = text.split("\f") if suffix == ".txt" else [text]
     return Extracted(text=text, pages=pages, warnings=warnings)

@@ -12,13 +12,15 @@ class RecordError(Exception):
     """One record failed a step; the message is the reason shown in the record's error."""
 
 
-def new_record(file_name: str, file_index: int, source_path: str | Path) -> dict[str, Any]:
-    """The first record of an input file; ``extract_text`` reads ``source_path``."""
+def new_record(file_name: str, file_index: int,
+               source_path: str | Path | None) -> dict[str, Any]:
+    """The first record of an input file; ``extract_text`` reads ``source_path``, or, when it
+    is None (a sync run), the file's content that the run holds in memory."""
     return {
         "file_name": file_name,
         "file_index": file_index,
         "record_index": 0,
-        "source_path": str(source_path),
+        "source_path": None if source_path is None else str(source_path),
         "text": "",
         "pages": [],
         "class_label": None,

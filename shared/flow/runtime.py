@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.flow import steps, udfs
+from shared.flow import output_schema, steps, udfs
+from shared.flow import records as records_
 from shared.flow.binary import CompiledBinary
+from shared.flow.output_schema import OutputSchema
 from shared.flow.records import (
     RecordError,
     child_record,
-    final_results,
     is_stopped,
     new_record,
     record_error_counts,
@@ -25,8 +26,8 @@ from shared.flow.records import (
 )
 
 __all__ = [
-    "StepContext", "StepOutcome", "final_results", "new_record", "record_error_counts",
-    "run_step", "run_steps",
+    "StepContext", "StepOutcome", "final_results", "new_record", "output_schema_of",
+    "record_error_counts", "run_step", "run_steps",
 ]
 
 
@@ -37,12 +38,14 @@ def _no_log(level: str, message: str) -> None:
 @dataclass(frozen=True)
 class StepContext:
     """The job a step runs for. ``log(level, message)`` writes to the job's log; UDF log lines
-    reach it only when ``log_to_timeline`` is true."""
+    reach it only when ``log_to_timeline`` is true. ``inputs`` holds the input files' content by
+    file_index when a run keeps them in memory (a sync run) instead of on the drive."""
 
     job_id: str
     runtime_config: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str, str], None] = _no_log
     log_to_timeline: bool = False
+    inputs: Mapping[int, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,14 @@ def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, An
     expanded: set[Any] = set()
     filtered = failed = stopped = 0
     for record in records:
-        if is_stopped(record):
+        if is_stopped(record) or (step.flow is not None and record.get("flow") != step.flow):
             output.append(record)
             continue
         env = steps.StepEnv(binary=binary, step=step, udf_context=udfs.UdfContext(
             job_id=context.job_id, runtime_config=dict(context.runtime_config or {}),
             step_id=step.id, file_name=record.get("file_name"), _log=context.log,
             _log_to_timeline=context.log_to_timeline,
-        ))
+        ), input_data=context.inputs.get(record.get("file_index")))
         try:
             results = _process(env, record)
         except (Exception, SystemExit) as exc:
@@ -115,6 +118,25 @@ def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, An
         output.extend(results)
     return StepOutcome(records=renumber(output, expanded), filtered=filtered, failed=failed,
                        checkpoint_failed=stopped)
+
+
+def output_schema_of(job_settings: Mapping[str, Any] | None) -> OutputSchema | None:
+    """The modify_output_schema of a job whose settings hold its runtime_config (checked when
+    the run was submitted)."""
+    return output_schema.from_runtime_config((job_settings or {}).get("runtime_config"))
+
+
+def final_results(records: list[dict[str, Any]],
+                  output_schema: OutputSchema | None = None) -> list[dict[str, Any]]:
+    """What a run reports per record, with the run's modify_output_schema applied."""
+    results = records_.final_results(records)
+    if output_schema is None:
+        return results
+    for record, result in zip(records, results, strict=True):
+        fields, error = output_schema.apply(record)
+        result["results"] = [{"key": key, "value": value} for key, value in fields.items()]
+        result["error"] = result["error"] or error
+    return results
 
 
 def run_steps(binary: CompiledBinary, records: list[dict[str, Any]], context: StepContext,

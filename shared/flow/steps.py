@@ -22,11 +22,13 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class StepEnv:
-    """What a handler needs besides the record."""
+    """What a handler needs besides the record. ``input_data`` is the record's input file
+    content when the run holds it in memory (a sync run)."""
 
     binary: CompiledBinary
     step: StepDefinition
     udf_context: udfs.UdfContext
+    input_data: bytes | None = None
 
 
 def _evaluate(formula: str, names: dict[str, Any], what: str) -> Any:
@@ -38,11 +40,14 @@ def _evaluate(formula: str, names: dict[str, Any], what: str) -> Any:
 
 def extract_text(env: StepEnv, record: Record) -> list[Record]:
     source = record.get("source_path")
-    if not source:
+    if env.input_data is None and not source:
         raise RecordError("the record has no source file; extract_text reads input files, "
                           "so make it the first step")
     try:
-        extracted = extract.extract_file(Path(source))
+        if env.input_data is not None:
+            extracted = extract.extract_bytes(record.get("file_name") or "", env.input_data)
+        else:
+            extracted = extract.extract_file(Path(source))
     except extract.ExtractError as exc:
         raise RecordError(str(exc)) from None
     warnings = list(record.get("warnings") or []) + extracted.warnings
@@ -108,6 +113,20 @@ def classify(env: StepEnv, record: Record) -> list[Record]:
     return [child_record(record, class_label=label)]
 
 
+def route(env: StepEnv, record: Record) -> list[Record]:
+    """A Metaflow's classifier: set ``class_label`` as classify does, then ``flow``, the key of
+    the flow whose steps the record runs (the label's route, else the default flow)."""
+    [classified] = classify(env, record)
+    label = classified.get("class_label")
+    flow = env.step.params["routes"].get(label) if isinstance(label, str) else None
+    flow = flow or env.step.params.get("default_flow")
+    if flow is None:
+        raise RecordError(f"no flow for class label {label!r}: route that label to a flow in "
+                          "the metaflow file, or give it a default flow")
+    classified["flow"] = flow
+    return [classified]
+
+
 def refine(env: StepEnv, record: Record) -> list[Record]:
     names = formulas.record_names(record)
     fields = dict(record.get("fields") or {})
@@ -169,4 +188,6 @@ HANDLERS: dict[str, Callable[[StepEnv, Record], list[Record]]] = {
     "checkpoint": checkpoint,
     "udf": udf,
     "http": http,
+    # Not a flow file step type: the compiler puts it into Metaflow binaries only.
+    "route": route,
 }

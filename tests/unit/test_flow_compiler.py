@@ -212,8 +212,8 @@ def test_rejections_name_file_step_and_reason(tmp_path, raw, udfs, file, step_id
 @pytest.mark.parametrize(
     ("binary_type", "settings", "file", "reason"),
     [
-        ("Metaflow", None, "binary_type", "not supported yet"),
-        ("Flows", None, "binary_type", "not supported yet"),
+        ("Metaflow", None, "settings.flows_dir", "is required for a 'Metaflow'"),
+        ("Flows", None, "settings.flows_dir", "is required for a 'Flows'"),
         ("Nope", None, "binary_type", "'Single Flow', 'Metaflow', 'Flows'"),
         ("Single Flow", {}, "settings.flow_file", "is required"),
         ("Single Flow", {"flow_file": "../f.ibflow"}, "settings.flow_file", "inside the project"),

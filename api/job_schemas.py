@@ -1,0 +1,114 @@
+"""Request and response schemas of the seed's job control endpoints."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from shared.control import RETRY_TYPES
+
+
+class CommaList(fields.Field):
+    """The seed's comma-separated lists (``state=COMPLETE,FAILED``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ma.ValidationError("must be a comma-separated list")
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class Query(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class JobIdArgs(Query):
+    job_id = fields.String(required=True, validate=validate.Length(min=1, max=50))
+
+
+class RetryArgs(JobIdArgs):
+    type = fields.String(load_default="all", validate=validate.OneOf(RETRY_TYPES))
+
+
+class TimeWindowArgs(Query):
+    from_timestamp = fields.Float(load_default=None, validate=validate.Range(min=0))
+    to_timestamp = fields.Float(load_default=None, validate=validate.Range(min=0))
+
+
+class BulkArgs(TimeWindowArgs):
+    user = fields.String(load_default=None)
+    tags = CommaList(load_default=())
+
+
+class ListArgs(TimeWindowArgs):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    state = CommaList(load_default=())
+    user = fields.String(load_default=None)
+    priority = fields.Integer(load_default=None, validate=validate.Range(min=0, max=9))
+    tags = CommaList(load_default=())
+    pipeline_ids = CommaList(load_default=())
+    review_state = CommaList(load_default=())
+    job_id = fields.String(load_default=None)
+    job_ids = CommaList(load_default=())
+    reviewer = fields.String(load_default=None)
+
+
+class TagsArgs(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    job_id = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    names = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                        load_default=None, allow_none=True)
+
+
+class OkResponse(ma.Schema):
+    status = fields.String()
+
+
+class BulkResponse(ma.Schema):
+    status = fields.String()
+    affected_jobs = fields.Integer(metadata={"description": "how many jobs the call changed"})
+
+
+class TagsResponse(ma.Schema):
+    status = fields.String()
+    updated_tags = fields.List(fields.String())
+
+
+class RunSummarySchema(ma.Schema):
+    numFiles = fields.Integer()
+    numRecords = fields.Integer()
+    numRuntimeErrors = fields.Integer()
+    numCheckpointFailed = fields.Integer()
+    recordsWithMsg = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class ListedJob(ma.Schema):
+    curMsg = fields.String()
+    state = fields.String()
+    tags = fields.List(fields.String())
+    job_id = fields.String()
+    input_folder = fields.String()
+    output_folder = fields.String()
+    flow_path = fields.String()
+    source_path = fields.String()
+    flow_type = fields.String()
+    is_flow_v3 = fields.Boolean()
+    start_timestamp = fields.Float()
+    finish_timestamp = fields.Float(allow_none=True)
+    runtime_sec = fields.Float(allow_none=True)
+    username = fields.String()
+    priority = fields.Integer()
+    run_summary = fields.Nested(RunSummarySchema)
+    reviewer = fields.String()
+    review_state = fields.String()
+    flow_pipeline_infos = fields.List(fields.Dict())
+    flow_job_metrics = fields.Raw(allow_none=True)
+    flow_review_metrics = fields.Raw(allow_none=True)
+
+
+class ListResponse(ma.Schema):
+    jobs = fields.List(fields.Nested(ListedJob))
+    next_page = fields.String(allow_none=True)

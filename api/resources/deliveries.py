@@ -1,0 +1,186 @@
+"""Completion webhooks and notification emails: a job's deliveries with every attempt, redelivery,
+and the secret that signs the caller's webhooks."""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+from datetime import UTC
+
+import marshmallow as ma
+from flask.views import MethodView
+from marshmallow import fields, validate
+
+from api.blueprint import Blueprint, principal
+from api.context import broker, settings, store
+from shared import deliveries
+from shared.jobs import get_job_for
+from shared.models import Delivery, DeliveryAttempt
+from workers.notify_tasks import publish_deliver_due
+
+blp = Blueprint(
+    "deliveries",
+    __name__,
+    url_prefix="/api/v1",
+    description="Completion webhooks and notification emails of jobs, and webhook signing",
+)
+
+
+def _seconds(moment) -> float | None:
+    """Unix seconds; SQLite hands back naive datetimes, which the store writes in UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp(), 3)
+
+
+class AttemptSchema(ma.Schema):
+    number = fields.Integer()
+    outcome = fields.String(metadata={"description": "running, delivered, failed or lost"})
+    started_at = fields.Float(metadata={"description": "Unix seconds"})
+    duration_ms = fields.Integer(allow_none=True)
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String()
+
+
+class DeliverySchema(ma.Schema):
+    id = fields.Integer()
+    job_id = fields.String()
+    channel = fields.String(metadata={"description": "webhook or email"})
+    target = fields.String(metadata={"description": "the webhook URL or the email address"})
+    status = fields.String(metadata={"description": "pending, delivered or failed"})
+    attempts = fields.Integer()
+    max_attempts = fields.Integer()
+    next_attempt_at = fields.Float(allow_none=True, metadata={"description": "Unix seconds"})
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String()
+    last_duration_ms = fields.Integer(allow_none=True)
+    created_at = fields.Float()
+    delivered_at = fields.Float(allow_none=True)
+    redelivery_of = fields.Integer(allow_none=True)
+    payload = fields.Dict(metadata={"description": "webhook: the body; email: subject, text"})
+
+
+class DeliveryWithAttempts(DeliverySchema):
+    attempt_log = fields.List(fields.Nested(AttemptSchema))
+
+
+def _delivery(row: Delivery) -> dict:
+    return {
+        "id": row.id,
+        "job_id": row.job_id,
+        "channel": row.channel,
+        "target": row.target,
+        "status": row.status,
+        "attempts": row.attempts,
+        "max_attempts": deliveries.MAX_ATTEMPTS,
+        "next_attempt_at": _seconds(row.next_attempt_at),
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "last_duration_ms": row.last_duration_ms,
+        "created_at": _seconds(row.created_at),
+        "delivered_at": _seconds(row.delivered_at),
+        "redelivery_of": row.redelivery_of,
+        "payload": row.payload,
+    }
+
+
+def _attempt(row: DeliveryAttempt) -> dict:
+    return {
+        "number": row.number,
+        "outcome": row.outcome,
+        "started_at": _seconds(row.started_at),
+        "duration_ms": row.duration_ms,
+        "status_code": row.status_code,
+        "error": row.error,
+    }
+
+
+class DeliveriesArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    job_id = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class DeliveriesResponse(ma.Schema):
+    status = fields.String()
+    job_id = fields.String()
+    deliveries = fields.List(fields.Nested(DeliveryWithAttempts))
+
+
+class RedeliverResponse(ma.Schema):
+    status = fields.String()
+    delivery = fields.Nested(DeliverySchema)
+
+
+class SecretArgs(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    secret = fields.String(
+        load_default=None,
+        validate=validate.Length(min=16, max=200),
+        metadata={"description": "your own secret; left out, one is generated"},
+    )
+
+
+class SecretResponse(ma.Schema):
+    status = fields.String()
+    configured = fields.Boolean()
+    secret = fields.String(metadata={"description": "only in the answer that set it"})
+
+
+@blp.route("/deliveries")
+class JobDeliveries(MethodView):
+    @blp.arguments(DeliveriesArgs, location="query")
+    @blp.response(200, DeliveriesResponse)
+    def get(self, args):
+        """A job's webhook and email deliveries, each with every attempt, oldest first"""
+        with store() as session:
+            job = get_job_for(session, principal(), args["job_id"])
+            found = deliveries.deliveries_of(session, job.id)
+            listed = [
+                {**_delivery(row), "attempt_log": [_attempt(a) for a in log]} for row, log in found
+            ]
+        return {"status": "OK", "job_id": job.id, "deliveries": listed}
+
+
+@blp.route("/deliveries/<int:delivery_id>/redeliver")
+class Redeliver(MethodView):
+    @blp.response(200, RedeliverResponse)
+    def post(self, delivery_id: int):
+        """Send a delivery again now: a pending one is moved forward, a delivered or failed
+        one is copied into a new delivery (redelivery_of names the first)"""
+        with store() as session:
+            row = deliveries.redeliver(session, principal(), delivery_id, deliveries.utcnow())
+            dumped = _delivery(row)
+        publish_deliver_due(broker(), expires=max(settings().delivery_interval, 30.0))
+        return {"status": "OK", "delivery": dumped}
+
+
+@blp.route("/webhooks/secret")
+class WebhookSecretView(MethodView):
+    @blp.response(200, SecretResponse)
+    def get(self):
+        """Whether your webhooks are signed (the secret itself is never shown again)"""
+        with store() as session:
+            configured = deliveries.has_secret(session, principal().user_id)
+        return {"status": "OK", "configured": configured}
+
+    @blp.arguments(SecretArgs)
+    @blp.response(200, SecretResponse)
+    def put(self, args):
+        """Set the secret that signs your webhooks (X-Flowbin-Signature); shown in this answer
+        only. Applies to every attempt from now on, including retries of earlier deliveries."""
+        secret = args["secret"] or "whsec_" + random_secrets.token_urlsafe(32)
+        with store() as session:
+            deliveries.set_secret(session, principal().user_id, secret, deliveries.utcnow())
+        return {"status": "OK", "configured": True, "secret": secret}
+
+    @blp.response(200, SecretResponse)
+    def delete(self):
+        """Stop signing your webhooks"""
+        with store() as session:
+            deliveries.set_secret(session, principal().user_id, None, deliveries.utcnow())
+        return {"status": "OK", "configured": False}

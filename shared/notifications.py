@@ -1,0 +1,134 @@
+"""Telling people a job ended: deliveries are created with the job's final state change and sent
+by workers when beat asks them to.
+
+``schedule_for_job`` runs inside ``shared.jobs.transition_job``, in the transaction that moves the
+job into a state it will not leave on its own, so a job that ended always has its deliveries and
+a rolled-back change has none. ``deliver_due`` is what the periodic task runs: claim a due
+delivery, attempt it outside any transaction, record the outcome; again until none is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared import deliveries, emails, webhooks
+from shared.config import Settings
+from shared.db import session_scope
+from shared.deliveries import AttemptResult, Claim, DeliveryStatus
+from shared.models import Delivery, Job
+from shared.states import JobStatus
+
+log = logging.getLogger(__name__)
+
+NOTIFYING = frozenset(
+    {
+        JobStatus.COMPLETE,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.STOPPED_AT_CHECKPOINT,
+    }
+)
+"""States a job does not leave on its own: entering one is what a job's receivers hear about."""
+
+WEBHOOK = "webhook"
+EMAIL = "email"
+
+
+def schedule_for_job(session: Session, job_id: str, status: JobStatus) -> list[Delivery]:
+    """Create the deliveries a job asked for (``webhook_config``, ``notification_emails``),
+    due now. Called once per state change into NOTIFYING, in that change's transaction."""
+    if status not in NOTIFYING:
+        return []
+    job = session.execute(
+        select(Job.settings, Job.message, Job.binary_path, Job.input_dir, Job.output_dir).where(
+            Job.id == job_id
+        )
+    ).one_or_none()
+    if job is None:
+        return []
+    wanted = job.settings or {}
+    webhook = wanted.get("webhook_config") or None
+    addresses = list(dict.fromkeys(wanted.get("notification_emails") or []))
+    if not webhook and not addresses:
+        return []
+    body = webhooks.payload(
+        job_id, status, job.message, job.binary_path, job.input_dir, job.output_dir
+    )
+    now = deliveries.utcnow()
+
+    def delivery(channel: str, target: str, headers: dict, payload: dict) -> Delivery:
+        return Delivery(
+            job_id=job_id,
+            channel=channel,
+            target=target,
+            headers=headers,
+            payload=payload,
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            last_error="",
+            created_at=now,
+        )
+
+    rows = []
+    if webhook and webhook.get("url"):
+        rows.append(delivery(WEBHOOK, webhook["url"], dict(webhook.get("headers") or {}), body))
+    mail = emails.content(job_id, status, job.message, body)
+    rows.extend(delivery(EMAIL, address, {}, mail) for address in addresses)
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+SENDERS: dict[str, Callable[[Settings, Claim], AttemptResult]] = {
+    WEBHOOK: webhooks.attempt,
+    EMAIL: emails.attempt,
+}
+
+
+def attempt(settings: Settings, claim: Claim) -> AttemptResult:
+    sender = SENDERS.get(claim.channel)
+    if sender is None:
+        return AttemptResult(False, 0, None, f"unknown delivery channel {claim.channel!r}")
+    try:
+        return sender(settings, claim)
+    except Exception as error:  # senders do not raise; a bug must still end as a failed attempt
+        log.exception("delivery %s: the %s sender raised", claim.delivery_id, claim.channel)
+        return AttemptResult(False, 0, None, f"internal error: {type(error).__name__}: {error}")
+
+
+def deliver_due(
+    settings: Settings, *, budget_seconds: float = 60.0, max_deliveries: int = 100
+) -> int:
+    """Attempt due deliveries one at a time until none is due or the budget is spent (the next
+    beat tick carries on); returns how many were attempted. Safe to run in many workers at once:
+    each delivery is claimed before it is attempted."""
+    deadline = time.monotonic() + budget_seconds
+    done = 0
+    while done < max_deliveries and time.monotonic() < deadline:
+        with session_scope(settings.sql_url) as session:
+            claims = deliveries.claim_due(session, settings, deliveries.utcnow())
+        if not claims:
+            break
+        for claim in claims:
+            result = attempt(settings, claim)
+            with session_scope(settings.sql_url) as session:
+                outcome = deliveries.record_attempt(
+                    session, settings, claim, result, deliveries.utcnow()
+                )
+            log.info(
+                "delivery %s (%s, job %s) attempt %s: %s%s",
+                claim.delivery_id,
+                claim.channel,
+                claim.job_id,
+                claim.number,
+                "delivered" if result.delivered else f"failed ({result.error})",
+                "" if outcome else "; its claim had lapsed, another worker holds it now",
+            )
+            done += 1
+    return done

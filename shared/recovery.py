@@ -1,0 +1,41 @@
+"""Stalled-step recovery, run periodically by beat.
+
+A step whose claim has lapsed (its worker died and the message will come back only after the
+broker's visibility timeout, or its hard time limit killed it and the message was acked) would
+hold its file until then, or forever. Minting a fresh token retires the old message and lets the
+file go on now; the attempt cap in the claim still stops a step that kills every worker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.execution import RUNNABLE, NextStep, schedule_files
+from shared.models import Job, JobFile
+from shared.states import FileStatus
+
+
+def recover_stalled_steps(settings: Settings, limit: int = 500) -> list[NextStep]:
+    """Steps to publish again; call after nothing else holds their files."""
+    now = datetime.now(UTC)
+    steps: list[NextStep] = []
+    with session_scope(settings.sql_url) as session:
+        stalled = list(session.scalars(
+            select(JobFile)
+            .join(Job, Job.id == JobFile.job_id)
+            .where(Job.status.in_(RUNNABLE), JobFile.status == FileStatus.PENDING.value,
+                   JobFile.claimed_by.is_not(None), JobFile.claimed_until < now)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=JobFile)
+        ))
+        by_job: dict[str, list[JobFile]] = {}
+        for row in stalled:
+            by_job.setdefault(row.job_id, []).append(row)
+        for job_id, files in by_job.items():
+            job = session.get(Job, job_id)
+            steps += schedule_files(session, settings, job, files)
+    return steps

@@ -1,0 +1,211 @@
+"""Pause, resume, cancel, retry, timeouts and bulk operations on real worker processes.
+
+Steps are held by a gate UDF that waits for the test to open it, so pause and cancel land
+mid-run deterministically; UDFs note every execution so the tests count them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.integration.control_udfs import CONTROL_UDFS, FLAKY_FLOW, GATED_FLOW
+from tests.integration.flows import invoice, run_async, status, wait_done
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Control:
+    """The folder a run's UDFs note into, and the gate they wait on."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def lines(self, name: str) -> list[str]:
+        file = self.path / name
+        return file.read_text().splitlines() if file.exists() else []
+
+    def open_gate(self) -> None:
+        (self.path / "open").touch()
+
+    def started_pids(self) -> list[int]:
+        return [int(line.split()[-1]) for line in self.lines("started")]
+
+
+@pytest.fixture
+def control(tmp_path):
+    ctl = Control(tmp_path / "control")
+    yield ctl
+    ctl.open_gate()  # never leave a worker slot held by a failed test
+
+
+def compile_project(stack, root: str, flow: str) -> str:
+    stack.upload(f"{root}/flows/main.ibflow", flow.encode())
+    stack.upload(f"{root}/udfs/control.py", CONTROL_UDFS.encode())
+    response = stack.client.post(
+        "/api/v1/flow_binary/compile", headers=stack.headers(),
+        data=json.dumps({"binary_type": "Single Flow", "flow_project_root": root,
+                         "settings": {"flow_file": "flows/main.ibflow"}}))
+    done = wait_done(stack, response.get_json()["job_id"])
+    assert done["cur_status"]["status"] == "COMPLETE", done
+    return done["results"][0]["binary_path"]
+
+
+def start_run(stack, root: str, binary: str, control: Control, files: list[str],
+              **settings) -> str:
+    for name in files:
+        stack.upload(f"{root}/input/{name}", invoice(name, "10"))
+    response = run_async(stack, {
+        "binary_path": binary, "input_dir": f"{root}/input",
+        "settings": {"runtime_config": {"control_dir": str(control.path)}, **settings},
+    })
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]["job_id"]
+
+
+def get(stack, path: str, user: str = "alice"):
+    return stack.client.get(path, headers=stack.headers(user))
+
+
+def seed_status(stack, job_id: str) -> str:
+    return json.loads(status(stack, job_id)["cur_status"])["status"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_pause_holds_the_run_and_resume_finishes_it_without_rerunning_a_step(stack, control):
+    root = f"alice/pause-{stack.backend}"
+    binary = compile_project(stack, root, GATED_FLOW)
+    job_id = start_run(stack, root, binary, control, ["a.txt", "b.txt", "c.txt"])
+    wait_for(lambda: len(control.lines("started")) == 2, message="two files held at the gate")
+
+    assert get(stack, f"/api/v1/jobs/pause?job_id={job_id}").get_json() == {"status": "OK"}
+    # Its held steps still run, so it is not PAUSED yet.
+    assert status(stack, job_id)["state"] == "PENDING"
+    control.open_gate()
+    wait_for(lambda: seed_status(stack, job_id) == "PAUSED", message="job PAUSED")
+    held = sorted(line.split()[0] for line in control.lines("started"))
+    assert sorted(control.lines("passed")) == held and len(held) == 2
+    assert control.lines("count") == []  # no step started after the pause
+    assert len(control.lines("started")) == 2
+
+    again = get(stack, f"/api/v1/jobs/resume?job_id={job_id}")
+    assert again.status_code == 200
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "COMPLETE"
+    assert done["cur_status"]["run_summary"]["numRecords"] == 3
+    # Every step of every file ran exactly once.
+    assert Counter(line.split()[0] for line in control.lines("started")) == {
+        "a.txt": 1, "b.txt": 1, "c.txt": 1}
+    assert sorted(control.lines("count")) == ["after a.txt", "after b.txt", "after c.txt"]
+
+    resumed_twice = get(stack, f"/api/v1/jobs/resume?job_id={job_id}")
+    assert resumed_twice.status_code == 409 and "not paused" in resumed_twice.get_json()["msg"]
+    paused_done = get(stack, f"/api/v1/jobs/pause?job_id={job_id}")
+    assert paused_done.status_code == 409 and "complete" in paused_done.get_json()["msg"]
+
+
+def test_cancel_stops_running_steps_and_the_job_never_runs_again(stack, control):
+    root = f"alice/cancel-{stack.backend}"
+    binary = compile_project(stack, root, GATED_FLOW)
+    job_id = start_run(stack, root, binary, control, ["a.txt", "b.txt", "c.txt"])
+    wait_for(lambda: len(control.started_pids()) == 2, message="two files held at the gate")
+    pids = control.started_pids()
+
+    assert get(stack, f"/api/v1/jobs/cancel?job_id={job_id}").status_code == 200
+    resp = status(stack, job_id)
+    assert resp["state"] == "DONE" and json.loads(resp["cur_status"])["status"] == "CANCELLED"
+    assert resp["results"][0]["status"] == "ERROR"
+    # The held steps' processes are terminated within a few seconds.
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10,
+             message="running steps to be terminated")
+
+    for op in ("resume", "retry"):
+        refused = get(stack, f"/api/v1/jobs/{op}?job_id={job_id}")
+        assert refused.status_code == 409, refused.get_json()
+    control.open_gate()
+    # Give the worker every chance to (wrongly) run more, then check nothing ran.
+    other = start_run(stack, f"{root}-probe", binary, control, ["z.txt"])
+    wait_done(stack, other)
+    assert control.lines("count") == ["after z.txt"]
+    assert "c.txt" not in " ".join(control.lines("started"))
+
+
+def test_retry_reruns_only_the_failed_files_from_the_failed_step(stack, control):
+    root = f"alice/retry-{stack.backend}"
+    binary = compile_project(stack, root, FLAKY_FLOW)
+    job_id = start_run(stack, root, binary, control, ["good1.txt", "bad.txt", "good2.txt"])
+    first = wait_done(stack, job_id)
+    assert first["cur_status"]["status"] == "COMPLETE"
+    assert first["cur_status"]["run_summary"]["numRuntimeErrors"] == 1
+
+    nothing = get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=checkpoint_failure")
+    assert nothing.status_code == 409 and "no files" in nothing.get_json()["msg"]
+
+    (control.path / "fixed").touch()
+    assert get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=step_failure").status_code == 200
+    done = wait_done(stack, job_id)
+    summary = done["cur_status"]["run_summary"]
+    assert done["cur_status"]["status"] == "COMPLETE"
+    assert summary["numRuntimeErrors"] == 0 and summary["numRecords"] == 3
+    assert summary["recordsWithMsg"] == {}
+    runs = Counter(control.lines("count"))
+    assert runs == {
+        "before good1.txt": 1, "before good2.txt": 1, "before bad.txt": 1,
+        "fragile good1.txt": 1, "fragile good2.txt": 1, "fragile bad.txt": 2,
+        "after good1.txt": 1, "after good2.txt": 1, "after bad.txt": 1,
+    }
+    out = stack.settings.drive_root / done["results"][0]["output_folder"]
+    results = json.loads((out / "results.json").read_text())
+    assert [r["file_name"] for r in results] == ["bad.txt", "good1.txt", "good2.txt"]
+    assert all(r["error"] is None for r in results)
+
+    again = get(stack, f"/api/v1/jobs/retry?job_id={job_id}")
+    assert again.status_code == 409
+
+
+def test_a_step_past_its_timeout_fails_that_record_and_the_others_go_on(stack, control):
+    root = f"alice/timeout-{stack.backend}"
+    binary = compile_project(stack, root, GATED_FLOW)
+    job_id = start_run(stack, root, binary, control, ["slow.txt"], step_timeout=1)
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "FAILED"
+    [(message, count)] = done["cur_status"]["run_summary"]["recordsWithMsg"].items()
+    assert "hold" in message and "time limit of 1 s" in message and count == 1
+
+    control.open_gate()
+    quick = start_run(stack, f"{root}-quick", binary, control, ["a.txt", "b.txt"],
+                      step_timeout=30)
+    assert wait_done(stack, quick)["cur_status"]["status"] == "COMPLETE"
+
+
+def test_tags_can_be_replaced_and_cleared(stack, control):
+    control.open_gate()
+    root = f"alice/tags-{stack.backend}"
+    binary = compile_project(stack, root, GATED_FLOW)
+    job_id = start_run(stack, root, binary, control, ["a.txt"], tags=["x"])
+    def post(body):
+        return stack.client.post("/api/v1/jobs/tags", data=json.dumps(body),
+                                 headers=stack.headers())
+    assert post({"job_id": job_id, "names": ["t1", "t2", "t1"]}).get_json() == {
+        "status": "OK", "updated_tags": ["t1", "t2"]}
+    listed = get(stack, f"/api/v1/jobs/list?tags=t2&job_id={job_id}").get_json()["jobs"]
+    assert [j["job_id"] for j in listed] == [job_id] and listed[0]["tags"] == ["t1", "t2"]
+    assert post({"job_id": job_id}).get_json() == {"status": "OK", "updated_tags": []}
+    assert post({"job_id": job_id, "names": ["z"]}).status_code == 200
+    other = stack.client.post("/api/v1/jobs/tags", data=json.dumps({"job_id": job_id}),
+                              headers=stack.headers("bob"))
+    assert other.status_code == 404
+    wait_done(stack, job_id)

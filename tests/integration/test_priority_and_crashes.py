@@ -1,0 +1,135 @@
+"""Strict priorities with a busy worker slot, and a step whose process is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import replace
+
+import pytest
+
+from api.app import create_app
+from tests.conftest import start_worker, stop_worker, wait_worker_ready
+from tests.integration.control_udfs import CONTROL_UDFS, GATED_FLOW, HOLD_FLOW, ORDER_FLOW
+from tests.integration.flows import invoice, run_async, wait_done
+from tests.integration.test_job_control import Control
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+
+SOLO_REDIS_DB = {"sqlite": 5, "postgresql": 6}
+
+
+def compile_flow(stack, root: str, flow: str) -> str:
+    stack.upload(f"{root}/flows/main.ibflow", flow.encode())
+    stack.upload(f"{root}/udfs/control.py", CONTROL_UDFS.encode())
+    stack.upload(f"{root}/input/a.txt", invoice("1", "1"))
+    response = stack.client.post(
+        "/api/v1/flow_binary/compile", headers=stack.headers(),
+        data=json.dumps({"binary_type": "Single Flow", "flow_project_root": root,
+                         "settings": {"flow_file": "flows/main.ibflow"}}))
+    done = wait_done(stack, response.get_json()["job_id"])
+    return done["results"][0]["binary_path"]
+
+
+@pytest.fixture
+def solo_client(stack, tmp_path):
+    """The same store and drive, served by one worker with a single slot on its own queue."""
+    base = stack.settings.redis_url.rsplit("/", 1)[0]
+    settings = replace(stack.settings, redis_url=f"{base}/{SOLO_REDIS_DB[stack.backend]}")
+    app = create_app(settings)
+    celery_app = app.extensions["flowbin.celery"]
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    name = f"solo-{stack.backend}"
+    worker = start_worker(settings, name, tmp_path / "solo.log", concurrency=1)
+    try:
+        wait_worker_ready(celery_app, name)
+        yield app.test_client()
+    finally:
+        stop_worker(worker)
+
+
+def test_a_priority_9_job_submitted_last_starts_next(stack, solo_client, tmp_path):
+    control = Control(tmp_path / "control")
+    hold = compile_flow(stack, f"alice/prio-hold-{stack.backend}", HOLD_FLOW)
+    order = compile_flow(stack, f"alice/prio-order-{stack.backend}", ORDER_FLOW)
+
+    def submit(binary: str, root: str, priority: int) -> str:
+        body = {"binary_path": binary, "input_dir": f"{root}/input",
+                "settings": {"priority": priority,
+                             "runtime_config": {"control_dir": str(control.path)}}}
+        response = solo_client.post("/api/v1/flow/run_binary_async", data=json.dumps(body),
+                                    headers=stack.headers())
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["data"]["job_id"]
+
+    try:
+        submit(hold, f"alice/prio-hold-{stack.backend}", 0)
+        wait_for(lambda: control.lines("started"), message="the only slot to be busy")
+        backlog = [submit(order, f"alice/prio-order-{stack.backend}", 0) for _ in range(5)]
+        urgent = submit(order, f"alice/prio-order-{stack.backend}", 9)
+    finally:
+        control.open_gate()
+    wait_for(lambda: len(control.lines("order")) == 6, message="all queued jobs to run")
+    ran = control.lines("order")
+    assert ran[0] == urgent
+    assert ran[1:] == backlog  # equal priorities keep their order
+
+
+def test_a_step_whose_process_is_killed_is_redelivered_and_finishes(stack, tmp_path):
+    control = Control(tmp_path / "control")
+    root = f"alice/kill-{stack.backend}"
+    binary = compile_flow(stack, root, GATED_FLOW)
+    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
+                                 "settings": {"runtime_config":
+                                              {"control_dir": str(control.path)}}})
+    job_id = response.get_json()["data"]["job_id"]
+    try:
+        [first] = wait_for(lambda: control.lines("started"), message="the step to start")
+        os.kill(int(first.split()[1]), signal.SIGKILL)
+        wait_for(lambda: len(control.lines("started")) == 2, timeout=60,
+                 message="the killed step to be delivered again")
+    finally:
+        control.open_gate()
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "COMPLETE"
+    assert control.lines("count") == ["after a.txt"]  # the next step ran once
+    assert len(control.lines("passed")) == 1
+
+
+def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, tmp_path):
+    """A worker died mid-step and its message is gone (a Redis without persistence lost it):
+    the store still holds the dead worker's claim. Beat's recovery task restarts the file."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from shared.db import session_scope
+    from shared.models import Job, JobFile
+    from workers.dispatch import RECOVER_STALLED
+
+    root = f"alice/stalled-{stack.backend}"
+    binary = compile_flow(stack, root, GATED_FLOW)
+    control = Control(tmp_path / "control")
+    control.open_gate()
+    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
+                                 "settings": {"runtime_config":
+                                              {"control_dir": str(control.path)}}})
+    job_id = response.get_json()["data"]["job_id"]
+    wait_done(stack, job_id)
+    # Rewind the finished job to "running, step 1 held by a worker that died a while ago".
+    with session_scope(stack.settings.sql_url) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            status="running", finished_at=None, files_done=0))
+        session.execute(update(JobFile).where(JobFile.job_id == job_id).values(
+            status="pending", next_step=1, next_task_id=None, claimed_by="dead-worker-task",
+            claimed_until=datetime.now(UTC) - timedelta(seconds=1)))
+    control.path.joinpath("count").unlink()
+
+    app = stack.client.application.extensions["flowbin.celery"]
+    app.send_task(RECOVER_STALLED, priority=0)
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "COMPLETE"
+    assert control.lines("count") == ["after a.txt"]

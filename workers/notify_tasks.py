@@ -1,0 +1,41 @@
+"""The periodic task that sends completion webhooks and notification emails.
+
+Beat publishes it every FLOWBIN_DELIVERY_INTERVAL seconds (workers/app.py); any number of workers
+may run it at once, because each delivery is claimed in the store before it is attempted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from celery import Celery, shared_task
+
+from shared import notifications
+from shared.config import Settings
+
+DELIVER_DUE = "flowbin.deliver_due"
+# Broker priority of the periodic task: the middle bucket (user priority 5), so notifications
+# neither wait behind every queued step nor jump ahead of urgent runs.
+DELIVERY_PRIORITY = 4
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@shared_task(name=DELIVER_DUE, ignore_result=True)
+def deliver_due() -> int:
+    return notifications.deliver_due(_settings())
+
+
+def publish_deliver_due(app: Celery, expires: float) -> None:
+    """Ask for a delivery round now (a redelivery), instead of waiting for the next tick. Beat
+    is the guarantee, so a broker that is down only delays the round."""
+    try:
+        app.send_task(DELIVER_DUE, priority=DELIVERY_PRIORITY, expires=expires)
+    except Exception:  # kombu raises a variety of connection errors
+        log.warning("could not publish %s; beat will run it", DELIVER_DUE, exc_info=True)
