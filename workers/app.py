@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 from celery import Celery
 
 from shared.config import Settings
-from workers.notify_tasks import DELIVER_DUE, DELIVERY_PRIORITY
+from workers.names import DELIVER_DUE, DELIVERY_PRIORITY, RECOVER_STALLED, RECOVERY_PRIORITY
 
 # A step killed by its hard limit is given this long past its soft limit to record the failure.
 HARD_LIMIT_GRACE = 30
+RECOVERY_INTERVAL = 60.0
 
 
 def celery_config(settings: Settings) -> dict:
@@ -58,8 +61,21 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.delivery_interval,
                 "options": {"expires": settings.delivery_interval, "priority": DELIVERY_PRIORITY},
             },
+            # Restarts steps whose claim lapsed (dead worker, hard time limit) without waiting
+            # for the broker's visibility timeout.
+            "recover-stalled-steps": {
+                "task": RECOVER_STALLED,
+                "schedule": RECOVERY_INTERVAL,
+                "options": {"expires": RECOVERY_INTERVAL, "priority": RECOVERY_PRIORITY},
+            },
         },
     }
+
+
+@functools.cache
+def worker_settings() -> Settings:
+    """The settings of this worker process, read from its environment once."""
+    return Settings.from_env()
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:

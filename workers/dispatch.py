@@ -6,10 +6,7 @@ from celery import Celery
 
 from shared.execution import NextStep
 from workers.app import HARD_LIMIT_GRACE
-
-RUN_STEP = "flowbin.run_step"
-COMPILE = "flowbin.compile"
-RECOVER_STALLED = "flowbin.recover_stalled_steps"
+from workers.names import COMPILE, RUN_STEP
 
 
 def broker_priority(user_priority: int) -> int:

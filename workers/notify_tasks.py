@@ -6,30 +6,20 @@ may run it at once, because each delivery is claimed in the store before it is a
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from celery import Celery, shared_task
 
 from shared import notifications
-from shared.config import Settings
-
-DELIVER_DUE = "flowbin.deliver_due"
-# Broker priority of the periodic task: the middle bucket (user priority 5), so notifications
-# neither wait behind every queued step nor jump ahead of urgent runs.
-DELIVERY_PRIORITY = 4
+from workers.app import worker_settings
+from workers.names import DELIVER_DUE, DELIVERY_PRIORITY
 
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
 @shared_task(name=DELIVER_DUE, ignore_result=True)
 def deliver_due() -> int:
-    return notifications.deliver_due(_settings())
+    return notifications.deliver_due(worker_settings())
 
 
 def publish_deliver_due(app: Celery, expires: float) -> None:

@@ -7,14 +7,13 @@ import functools
 import redis
 from celery import shared_task
 
-from workers.tasks import current_settings
-
-NOOP = "flowbin.noop"
+from workers.app import worker_settings
+from workers.names import NOOP
 
 
 @functools.cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(current_settings().redis_url)
+    return redis.Redis.from_url(worker_settings().redis_url)
 
 
 @shared_task(name=NOOP)

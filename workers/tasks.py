@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.compiling import run_compile
-from shared.config import Settings
 from shared.execution import StepCall, StepRunner
 from shared.recovery import recover_stalled_steps
-from workers.dispatch import COMPILE, RECOVER_STALLED, RUN_STEP, publish_step, publish_steps
-
-
-@functools.cache
-def current_settings() -> Settings:
-    return Settings.from_env()
+from workers.app import worker_settings
+from workers.dispatch import publish_step, publish_steps
+from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
 
 
 @shared_task(name=RUN_STEP, bind=True)
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
-    runner = StepRunner(current_settings(), passthrough=(SoftTimeLimitExceeded,))
+    runner = StepRunner(worker_settings(), passthrough=(SoftTimeLimitExceeded,))
     following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))
     if following is not None:
         # Published only after the step's outcome committed: a pause or cancel that landed
@@ -31,12 +25,12 @@ def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
 
 @shared_task(name=COMPILE, bind=True)
 def compile_flow(self, job_id: str) -> None:
-    run_compile(current_settings(), job_id, self.request.id)
+    run_compile(worker_settings(), job_id, self.request.id)
 
 
 @shared_task(name=RECOVER_STALLED, bind=True)
 def recover_stalled(self) -> int:
     """Beat: give steps whose claim lapsed (dead worker, hard time limit) a fresh start."""
-    steps = recover_stalled_steps(current_settings())
+    steps = recover_stalled_steps(worker_settings())
     publish_steps(self.app, steps)
     return len(steps)

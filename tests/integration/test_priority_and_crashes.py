@@ -108,7 +108,7 @@ def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, 
 
     from shared.db import session_scope
     from shared.models import Job, JobFile
-    from workers.dispatch import RECOVER_STALLED
+    from workers.names import RECOVER_STALLED
 
     root = f"alice/stalled-{stack.backend}"
     binary = compile_flow(stack, root, GATED_FLOW)
