@@ -17,10 +17,24 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend: SQLite hands back naive values, which
+    ``.timestamp()`` would otherwise read in the machine's local time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -33,7 +47,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ApiToken(Base):
@@ -45,7 +59,7 @@ class ApiToken(Base):
     # the lookup be an indexed equality match.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Job(Base):
@@ -73,9 +87,9 @@ class Job(Base):
     files_done: Mapped[int] = mapped_column(Integer, default=0)
     reviewer: Mapped[str] = mapped_column(String(64), default="")
     review_state: Mapped[str] = mapped_column(String(16), default="NONE")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
@@ -124,7 +138,7 @@ class JobFile(Base):
     # The task running the current step and until when its claim holds (its time limit):
     # pause waits for it, cancel terminates it, a dead worker's claim lapses.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The task that committed the last step: its redelivery republishes the next step, which
     # repairs a worker that died between committing and publishing.
     advanced_by: Mapped[str | None] = mapped_column(String(64))
@@ -139,7 +153,7 @@ class JobFile(Base):
     # Error message -> number of records that failed with it (seed's recordsWithMsg).
     error_counts: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        UTCDateTime(), default=utcnow, onupdate=utcnow
     )
 
     __table_args__ = (UniqueConstraint("job_id", "file_index", name="uq_job_files_job_index"),)
@@ -152,7 +166,7 @@ class JobLog(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     task_id: Mapped[str] = mapped_column(String(100), default="")
     level: Mapped[str] = mapped_column(String(10), default="INFO")
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     trace_id: Mapped[str] = mapped_column(String(32), default="")
     span_id: Mapped[str] = mapped_column(String(32), default="")
     message: Mapped[str] = mapped_column(Text)
@@ -169,7 +183,7 @@ class WebhookSecret(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     secret: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Delivery(Base):
@@ -187,9 +201,9 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When the next attempt is due; None once delivered or failed for good.
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A worker's claim: until then no other worker attempts it; a dead worker's claim lapses.
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claim_token: Mapped[str | None] = mapped_column(String(32))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -198,8 +212,8 @@ class Delivery(Base):
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("deliveries.id", ondelete="SET NULL"),
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),)
 
@@ -216,7 +230,7 @@ class DeliveryAttempt(Base):
     )
     number: Mapped[int] = mapped_column(Integer)  # 1 for the first attempt
     outcome: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text, default="")

@@ -4,7 +4,6 @@ and the secret that signs the caller's webhooks."""
 from __future__ import annotations
 
 import secrets as random_secrets
-from datetime import UTC
 
 import marshmallow as ma
 from flask.views import MethodView
@@ -26,12 +25,7 @@ blp = Blueprint(
 
 
 def _seconds(moment) -> float | None:
-    """Unix seconds; SQLite hands back naive datetimes, which the store writes in UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp(), 3)
+    return round(moment.timestamp(), 3) if moment is not None else None
 
 
 class AttemptSchema(ma.Schema):
