@@ -1,0 +1,218 @@
+"""Throughput: N one-file runs of a 3-step flow through Flowbin against N raw Celery chains.
+
+Both go through the same Redis, the same Celery configuration (workers/app.py) and the same
+worker process, so the ratio is what Flowbin's bookkeeping (store transactions, step files,
+logs) costs on top of Celery itself. Flowbin's runs are submitted through the API's own views
+(Flask's test client, in this process); the worker is a real `celery worker --pool prefork`.
+
+    .venv/bin/python bench/throughput.py [--runs 200] [--concurrency 2]
+        [--redis-url redis://...] [--database-url postgresql+psycopg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+from celery import chain
+from sqlalchemy import create_engine, func, select
+
+from api.app import create_app
+from shared import migrate, users
+from shared.config import Settings
+from shared.db import session_scope
+from shared.drive import Drive
+from shared.embedded_redis import EmbeddedRedis
+from shared.models import Job
+from shared.states import TERMINAL, JobStatus
+from workers.app import HARD_LIMIT_GRACE
+from workers.dispatch import broker_priority
+from workers.names import NOOP
+
+# The checkout: the worker runs from here, like the Procfile's (the venv has it installed).
+REPO = Path(__file__).resolve().parents[1]
+FLOW = """
+name: bench
+steps:
+  - id: read
+    type: extract_text
+  - id: fields
+    type: refine
+    params:
+      fields:
+        total: "to_number(regex(text, 'Total:\\\\s*\\\\$?([0-9.,]+)'))"
+  - id: tag
+    type: udf
+    params: {function: "udfs/tag.py:tag"}
+"""
+UDF = "def tag(record, context):\n    return record\n"
+INVOICE = b"ACME Corp\nInvoice # B-1\nTotal: $100.00\n"
+PRIORITY = 0  # the API's default for a run
+STEP_LIMIT = 300  # what Flowbin sends for step_timeout 0 with the default settings
+POLL_INTERVAL = 0.02
+WARMUP_RUNS = 4
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=200, help="runs measured on each side")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--redis-url", default="", help="an existing Redis (else embedded)")
+    parser.add_argument("--database-url", default="", help="e.g. PostgreSQL (else SQLite)")
+    return parser.parse_args()
+
+
+def start_worker(settings: Settings, name: str, concurrency: int, log: Path) -> subprocess.Popen:
+    """The worker of tests/conftest.py: prefork, the app of workers/app.py."""
+    env = {**os.environ, **settings.to_env()}
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "prefork",
+               "--concurrency", str(concurrency), "--loglevel", "INFO",
+               "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"]
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def wait_until(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL_INTERVAL)
+
+
+class FlowbinSide:
+    """Submits runs through the API and counts finished ones in the store."""
+
+    def __init__(self, settings: Settings, client, token: str, user: str):
+        self.settings = settings
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.user = user
+        # A plain engine, not shared.db's: its transactions start with BEGIN IMMEDIATE on
+        # SQLite, and polling with the write lock would slow the workers down.
+        self.reader = create_engine(settings.sql_url)
+        self.binary_path = ""
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.client.post(path, data=json.dumps(body), headers=self.headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def prepare(self) -> None:
+        for path, data in (("flows/bench.ibflow", FLOW.encode()), ("udfs/tag.py", UDF.encode()),
+                           ("data/input/invoice.txt", INVOICE)):
+            response = self.client.put(f"/api/v1/drive/{self.user}/bench/{path}", data=data,
+                                       headers=self.headers)
+            assert response.status_code == 200, response.get_json()
+        job_id = self.post("/api/v1/flow_binary/compile", {
+            "binary_type": "Single Flow", "flow_project_root": f"{self.user}/bench",
+            "settings": {"flow_file": "flows/bench.ibflow"}})["job_id"]
+        wait_until(lambda: self.count(job_id, TERMINAL) == 1, 60, "the compile job")
+        assert self.count(job_id, {JobStatus.COMPLETE}) == 1, "the bench flow did not compile"
+        self.binary_path = f"{self.user}/bench/build/bin/bench.ibflowbin"
+
+    def count(self, id_prefix: str, states) -> int:
+        query = (select(func.count()).select_from(Job)
+                 .where(Job.id.like(f"{id_prefix}%"), Job.status.in_([s.value for s in states])))
+        with self.reader.connect() as conn:
+            return conn.scalar(query)
+
+    def run(self, batch: str, n: int) -> float:
+        started = time.perf_counter()
+        for index in range(n):
+            job_id = f"{batch}-{index}"
+            self.post("/api/v1/flow/run_binary_async", {
+                "binary_path": self.binary_path, "input_dir": f"{self.user}/bench/data/input",
+                "output_dir": f"{self.user}/bench/out/{job_id}", "job_id": job_id,
+                "settings": {"priority": PRIORITY}})
+        wait_until(lambda: self.count(f"{batch}-", TERMINAL) == n, 60 + n, f"{n} Flowbin runs")
+        elapsed = time.perf_counter() - started
+        complete = self.count(f"{batch}-", {JobStatus.COMPLETE})
+        assert complete == n, f"only {complete} of {n} Flowbin runs completed"
+        return elapsed
+
+
+class CelerySide:
+    """Publishes chains of three no-op tasks with the options Flowbin's steps are sent with;
+    the last task of each chain counts it in a Redis key."""
+
+    def __init__(self, celery_app, redis_url: str):
+        self.app = celery_app
+        self.redis = redis.Redis.from_url(redis_url)
+
+    def step(self, run: int, step: int, done_key: str | None = None):
+        return self.app.signature(NOOP, args=(run, step, done_key), immutable=True).set(
+            priority=broker_priority(PRIORITY), soft_time_limit=STEP_LIMIT,
+            time_limit=STEP_LIMIT + HARD_LIMIT_GRACE)
+
+    def run(self, batch: str, n: int) -> float:
+        done_key = f"bench:{batch}:done"
+        started = time.perf_counter()
+        for index in range(n):
+            steps = (self.step(index, 0), self.step(index, 1), self.step(index, 2, done_key))
+            chain(*steps).apply_async()
+        wait_until(lambda: int(self.redis.get(done_key) or 0) >= n, 60 + n, f"{n} raw chains")
+        return time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
+    tag = uuid.uuid4().hex[:8]  # job ids and the user stay apart from an earlier run's
+    settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
+    migrate.upgrade(settings.sql_url)
+    user = f"bench-{tag}"
+    with session_scope(settings.sql_url) as session:
+        users.create_user(session, user)
+        token = users.create_token(session, user)
+    Drive(settings.drive_root).user_home(user)
+
+    app = create_app(settings)
+    celery_app = app.extensions["flowbin.celery"]
+    log = data_dir / "worker.log"
+    worker = start_worker(settings, f"bench-{tag}", args.concurrency, log)
+    try:
+        wait_until(lambda: celery_app.control.ping(timeout=0.5), 60, "the worker")
+        flowbin = FlowbinSide(settings, app.test_client(), token, user)
+        flowbin.prepare()
+        raw = CelerySide(celery_app, redis_url)
+        # Warm-up: worker children import the tasks, open connections, load the binary.
+        raw.run(f"{tag}-warm", WARMUP_RUNS)
+        flowbin.run(f"{tag}-warm", WARMUP_RUNS)
+        raw_s = raw.run(f"{tag}-raw", args.runs)
+        flowbin_s = flowbin.run(f"{tag}-fb", args.runs)
+    except BaseException:
+        print(f"--- worker log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
+        raise
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+    print(f"store: {store}, worker concurrency: {args.concurrency}")
+    print(f"flowbin: {args.runs} runs in {flowbin_s:.1f} s = {args.runs / flowbin_s:.1f} runs/s")
+    print(f"raw celery chain: {args.runs} runs in {raw_s:.1f} s = {args.runs / raw_s:.1f} runs/s")
+    print(f"ratio: {raw_s / flowbin_s:.2f} (target >= 0.5)")
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="flowbin-bench-") as tmp:
+        data_dir = Path(tmp) / "var"
+        data_dir.mkdir()
+        if args.redis_url:
+            measure(args, data_dir, args.redis_url)
+            return
+        with EmbeddedRedis(Path(tmp) / "redis") as server:
+            measure(args, data_dir, server.url)
+
+
+if __name__ == "__main__":
+    main()
