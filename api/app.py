@@ -33,9 +33,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
-    from api.resources import compile, deliveries, drive, health, jobs, runs
+    from api.resources import compile, deliveries, drive, health, jobs, review, runs
 
-    for module in (health, drive, compile, runs, jobs, deliveries):
+    for module in (health, drive, compile, runs, jobs, deliveries, review):
         api.register_blueprint(module.blp)
     from api.resources import sync
 

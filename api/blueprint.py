@@ -46,7 +46,8 @@ def _require_principal() -> None:
         raise Unauthorized(
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>'"
         )
-    with session_scope(flask.current_app.config["FLOWBIN_SETTINGS"].sql_url) as session:
+    url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
+    with session_scope(url, read_only=True) as session:
         g.principal = authenticate(session, credentials.strip())
 
 

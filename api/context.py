@@ -16,8 +16,9 @@ def settings() -> Settings:
     return current_app.config["FLOWBIN_SETTINGS"]
 
 
-def store() -> AbstractContextManager[Session]:
-    return session_scope(settings().sql_url)
+def store(read_only: bool = False) -> AbstractContextManager[Session]:
+    """A store transaction; ``read_only`` ones must not write (on SQLite they take no lock)."""
+    return session_scope(settings().sql_url, read_only=read_only)
 
 
 def broker() -> Celery:

@@ -27,7 +27,8 @@ def shown_status(job: Job, steps_running: bool) -> JobStatus:
     return status
 
 
-def seed_status(job: Job, summary: RunSummary, steps_running: bool = False) -> dict:
+def seed_status(job: Job, summary: RunSummary, steps_running: bool = False,
+                review_metrics: dict | None = None) -> dict:
     status = shown_status(job, steps_running)
     cur_status = {
         "job_id": job.id,
@@ -39,7 +40,7 @@ def seed_status(job: Job, summary: RunSummary, steps_running: bool = False) -> d
         "reviewer": job.reviewer,
         "review_state": job.review_state,
         "flow_job_metrics": None,
-        "flow_review_metrics": None,
+        "flow_review_metrics": review_metrics,
         "run_summary": summary.to_seed(),
     }
     if job.kind == "compile":
@@ -69,7 +70,8 @@ def _result(job: Job, status: JobStatus) -> dict:
 
 
 def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str],
-                   pipeline_ids: list[str], steps_running: bool = False) -> dict:
+                   pipeline_ids: list[str], steps_running: bool = False,
+                   review_metrics: dict | None = None) -> dict:
     started = job.created_at.timestamp()
     finished = job.finished_at.timestamp() if job.finished_at else None
     end = finished if finished is not None else None
@@ -95,5 +97,5 @@ def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str]
         "review_state": job.review_state,
         "flow_pipeline_infos": [{"pipeline_id": p, "pipeline_name": p} for p in pipeline_ids],
         "flow_job_metrics": None,
-        "flow_review_metrics": None,
+        "flow_review_metrics": review_metrics,
     }

@@ -20,14 +20,19 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _begin_immediate(conn) -> None:
+def _begin(conn) -> None:
     # SQLite upgrades a read transaction to a write one lazily and fails with "database is
     # locked" if another process wrote meanwhile; taking the write lock at BEGIN avoids that.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only transactions (status polls, token checks) need no lock and must not queue
+    # behind the workers' writes.
+    if conn.get_execution_options().get("flowbin_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _engines: dict[str, Engine] = {}
-_sessionmakers: dict[str, sessionmaker[Session]] = {}
+_sessionmakers: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
 def engine_for(url: str) -> Engine:
@@ -36,7 +41,7 @@ def engine_for(url: str) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
             event.listen(engine, "connect", _tune_sqlite)
-            event.listen(engine, "begin", _begin_immediate)
+            event.listen(engine, "begin", _begin)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         _engines[url] = engine
@@ -44,11 +49,17 @@ def engine_for(url: str) -> Engine:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    maker = _sessionmakers.get(url)
+def session_scope(url: str, *, read_only: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error.
+
+    ``read_only`` transactions must not write: on SQLite they do not take the write lock."""
+    key = (url, read_only)
+    maker = _sessionmakers.get(key)
     if maker is None:
-        maker = _sessionmakers[url] = sessionmaker(engine_for(url), expire_on_commit=False)
+        engine = engine_for(url)
+        if read_only:
+            engine = engine.execution_options(flowbin_read_only=True)
+        maker = _sessionmakers[key] = sessionmaker(engine, expire_on_commit=False)
     session = maker()
     try:
         yield session

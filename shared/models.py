@@ -238,3 +238,28 @@ class DeliveryAttempt(Base):
     __table_args__ = (
         UniqueConstraint("delivery_id", "number", name="uq_delivery_attempts_number"),
     )
+
+
+class RecordReview(Base):
+    """A reviewer's decision on one record that a checkpoint stopped (shared/review.py): the
+    fields they corrected (none: reviewed without change). One row per record, updated when
+    the record is corrected again."""
+
+    __tablename__ = "record_reviews"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    file_index: Mapped[int] = mapped_column(Integer)
+    record_index: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String(64))  # the username who reviewed it last
+    # Every field corrected on this record so far, with its latest value.
+    corrected_fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The job's finished_at when it stopped at the checkpoint this review was made in: a review
+    # settles the record for that stop only, so a record that fails again after a retry is
+    # pending again.
+    job_stopped_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "file_index", "record_index", name="uq_record_reviews_record"),
+    )

@@ -24,7 +24,7 @@ from api.job_schemas import (
 )
 from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
-from shared import control
+from shared import control, review
 from shared.joblog import read_logs
 from shared.jobs import get_job_for, run_summaries, tags_of
 from shared.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
@@ -60,9 +60,10 @@ class JobStatusView(MethodView):
         """Current status of a job; results once it is done"""
         with store() as session:
             job = get_job_for(session, principal(), args["job_id"])
-            summary = run_summaries(session, [job])[job.id]
+            summaries = run_summaries(session, [job])
+            metrics = review.review_metrics(session, [job], summaries)
             running = bool(control.jobs_with_running_steps(session, [job.id]))
-        return seed_status(job, summary, running)
+        return seed_status(job, summaries[job.id], running, metrics[job.id])
 
 
 @blp.route("/get_logs")
@@ -95,13 +96,15 @@ class JobList(MethodView):
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
             summaries = run_summaries(session, jobs)
+            metrics = review.review_metrics(session, jobs, summaries)
             tags = tags_of(session, ids)
             pipelines = pipeline_ids_of(session, ids)
             owners = usernames(session, jobs)
             running = control.jobs_with_running_steps(
                 session, [job.id for job in jobs if job.status == JobStatus.PAUSED.value])
         items = [seed_list_item(job, summaries[job.id], owners[job.owner_id], tags[job.id],
-                                pipelines[job.id], job.id in running) for job in jobs]
+                                pipelines[job.id], job.id in running, metrics[job.id])
+                 for job in jobs]
         next_page = None
         if more:
             query = {key: value for key, value in request.args.items() if key != "offset"}

@@ -1,0 +1,91 @@
+"""Request and response schemas of the checkpoint review endpoints (api/resources/review.py)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from shared.review import CLOSING_STATES
+
+JOB_ID = validate.Length(min=1, max=50)
+
+
+class ReviewJobArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    job_id = fields.String(required=True, validate=JOB_ID)
+
+
+class StrictBody(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class CorrectArgs(StrictBody):
+    job_id = fields.String(required=True, validate=JOB_ID)
+    file_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    record_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    # Last in the class: below this line `fields` in the class body is this field, not the
+    # marshmallow module.
+    fields = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.Raw(allow_none=True),
+        required=True,
+        metadata={"description": "field name -> corrected value; {} marks the record reviewed "
+                                 "without change"},
+    )
+
+
+class AssignArgs(StrictBody):
+    job_id = fields.String(required=True, validate=JOB_ID)
+    reviewer = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "username of an existing user"})
+
+
+class CloseArgs(StrictBody):
+    job_id = fields.String(required=True, validate=JOB_ID)
+    state = fields.String(load_default="COMPLETED", validate=validate.OneOf(CLOSING_STATES))
+
+
+class ReviewMetrics(ma.Schema):
+    reviewed = fields.Integer(metadata={"description": "records reviewed so far"})
+    pending = fields.Integer(
+        metadata={"description": "records stopped at a checkpoint and not reviewed since"})
+
+
+class RecordForReview(ma.Schema):
+    file_name = fields.String()
+    file_index = fields.Integer()
+    record_index = fields.Integer()
+    checkpoint_failed = fields.List(fields.String(),
+                                    metadata={"description": "messages of the failed rules"})
+    checkpoint_step = fields.String(metadata={"description": "id of the checkpoint step"})
+    reviewed = fields.Boolean(metadata={"description": "reviewed since the job stopped"})
+    reviewer = fields.String(allow_none=True)
+    reviewed_at = fields.Float(allow_none=True, metadata={"description": "Unix seconds"})
+    corrected_fields = fields.Dict(allow_none=True)
+    # Last in the class, as in CorrectArgs.
+    fields = fields.Dict(metadata={"description": "the record's fields as the checkpoint saw "
+                                                  "them"})
+
+
+class RecordsResponse(ma.Schema):
+    status = fields.String()
+    job_id = fields.String()
+    reviewer = fields.String()
+    review_state = fields.String()
+    flow_review_metrics = fields.Nested(ReviewMetrics)
+    records = fields.List(fields.Nested(RecordForReview))
+
+
+class CorrectResponse(ma.Schema):
+    status = fields.String()
+    record = fields.Nested(RecordForReview)
+
+
+class ReviewStateResponse(ma.Schema):
+    status = fields.String()
+    job_id = fields.String()
+    reviewer = fields.String()
+    review_state = fields.String()
