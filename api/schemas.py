@@ -55,12 +55,16 @@ class RunSettingsArgs(StrictSchema):
     priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=9))
 
 
+# Loaded once: a request without settings gets these defaults (each field's load_default).
+_DEFAULT_RUN_SETTINGS = RunSettingsArgs().load({})
+
+
 class RunAsyncArgs(StrictSchema):
     binary_path = fields.String(required=True, validate=validate.Length(min=1))
     input_dir = fields.String(required=True, validate=validate.Length(min=1))
     output_dir = fields.String(load_default=None, allow_none=True)
     job_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
-    settings = fields.Nested(RunSettingsArgs, load_default=lambda: RunSettingsArgs().load({}))
+    settings = fields.Nested(RunSettingsArgs, load_default=lambda: dict(_DEFAULT_RUN_SETTINGS))
 
 
 class RunAsyncData(ma.Schema):

@@ -7,6 +7,7 @@ pre-installed service.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -95,13 +96,13 @@ class Settings:
                 values[field.name] = raw
         return cls(**values)
 
-    @property
+    @functools.cached_property
     def sql_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'flowbin.db').resolve()}"
 
-    @property
+    @functools.cached_property
     def drive_root(self) -> Path:
         return (
             Path(self.drive_dir).resolve()
@@ -109,7 +110,7 @@ class Settings:
             else (self.data_dir / "drive").resolve()
         )
 
-    @property
+    @functools.cached_property
     def binary_store(self) -> Path:
         """Content-addressed snapshots of the binaries that runs execute."""
         return (self.data_dir / "binaries").resolve()

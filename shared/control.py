@@ -81,6 +81,9 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
         select(JobFile).where(
             JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value,
             or_(JobFile.claimed_by.is_(None), JobFile.claimed_until <= _now()))
+        # Waits for a step that is committing its advance right now, then sees it: that step
+        # read the job as paused, so it is this resume that must publish the file's next step.
+        .with_for_update()
     ))
     return BrokerWork(publish=schedule_files(session, settings, job, idle), affected=1)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -114,9 +114,17 @@ def normalize(path: str) -> str:
 
 
 def write_atomic(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``target`` and rename it over: readers see old or new."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """Write to a temporary file beside ``target`` and rename it over: readers see old or new.
+
+    The temporary name is unique per process and thread, which is all the uniqueness needed
+    (one writer of a name at a time per thread) without mkstemp's random-name retries."""
+    tmp = f"{target.parent}/.{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the folder is new: make it once, not on every write
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

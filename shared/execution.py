@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
@@ -30,7 +29,7 @@ from shared.drive import write_atomic
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary, load_binary
 from shared.joblog import JobLogger
-from shared.jobs import transition_job
+from shared.jobs import new_task_id, transition_job
 from shared.models import Job, JobFile
 from shared.runs import input_path, output_path
 from shared.states import FileStatus, JobStatus
@@ -38,6 +37,73 @@ from shared.states import FileStatus, JobStatus
 # A step past its hard limit is killed; its claim lapses this long after the hard limit.
 CLAIM_GRACE = timedelta(seconds=60)
 RUNNABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+# The statements every step runs, built once as Core statements with bound parameters: building
+# SQLAlchemy expressions and syncing ORM sessions cost more than the SQL itself here.
+_files = JobFile.__table__
+_jobs = Job.__table__
+_THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
+              _files.c.file_index == bindparam("b_file_index"))
+_CLAIM = (
+    update(_files)
+    .where(*_THIS_FILE,
+           _files.c.next_step == bindparam("step"),
+           _files.c.status == FileStatus.PENDING.value,
+           or_(_files.c.next_task_id == bindparam("task_id"),
+               _files.c.claimed_by == bindparam("task_id")),
+           _files.c.attempts < bindparam("max_attempts"),
+           select(_jobs.c.id)
+           .where(_jobs.c.id == bindparam("b_job_id"), _jobs.c.status.in_(RUNNABLE))
+           .exists())
+    .values(attempts=_files.c.attempts + 1, claimed_by=bindparam("task_id"), next_task_id=None,
+            claimed_until=bindparam("until", type_=_files.c.claimed_until.type))
+    .returning(
+        _files.c.file_name,
+        select(_jobs.c.status).where(_jobs.c.id == _files.c.job_id).scalar_subquery(),
+    )
+)
+_JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id"))
+_FILE_OUTCOMES = (
+    select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors)
+    .where(_files.c.job_id == bindparam("b_job_id"))
+    .order_by(_files.c.file_index)
+)
+_RETIRE_TOKEN = update(_files).where(*_THIS_FILE).values(next_task_id=None)
+
+
+def _advance_statement(failed: bool, stopped_at_checkpoint: bool):
+    """The compare-and-set that moves a file past its step, and remembers where records first
+    failed or stopped (where a retry starts)."""
+    values = {
+        "next_step": _files.c.next_step + 1,
+        "attempts": 0,
+        "claimed_by": None,
+        "claimed_until": None,
+        "advanced_by": bindparam("task_id"),
+        "next_task_id": bindparam("next_token"),
+        "num_filtered": _files.c.num_filtered + bindparam("filtered"),
+    }
+    if failed:
+        values["failed_step"] = func.coalesce(_files.c.failed_step, bindparam("step"))
+    if stopped_at_checkpoint:
+        values["checkpoint_step"] = func.coalesce(_files.c.checkpoint_step, bindparam("step"))
+    return (
+        update(_files)
+        .where(*_THIS_FILE, _files.c.next_step == bindparam("step"),
+               _files.c.status == FileStatus.PENDING.value,
+               _files.c.claimed_by == bindparam("task_id"))
+        .values(**values)
+    )
+
+
+_ADVANCE = {(failed, stopped): _advance_statement(failed, stopped)
+            for failed in (False, True) for stopped in (False, True)}
+_COUNT_FINISHED = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_job_id"))
+    .values(files_done=_jobs.c.files_done + 1)
+    .returning(_jobs.c.files_done, _jobs.c.num_files)
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +125,36 @@ class NextStep:
     time_limit: int
 
 
+@dataclass(frozen=True)
+class JobSnapshot:
+    """The columns of a job that never change after it is created: read once per worker
+    process, so a step's transactions touch only the rows that do change."""
+
+    id: str
+    binary_hash: str
+    priority: int
+    step_timeout: int
+    settings: dict
+    trace_id: str
+    log_prefix: str
+    log_to_timeline: bool
+    input_dir: str
+    output_dir: str
+    flow_type: str
+
+
+_SNAPSHOT = select(
+    *[Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__]
+).where(Job.__table__.c.id == bindparam("b_job_id"))
+
+
+@functools.lru_cache(maxsize=1024)
+def job_snapshot(url: str, job_id: str) -> JobSnapshot | None:
+    with session_scope(url, read_only=True) as session:
+        row = session.connection().execute(_SNAPSHOT, {"b_job_id": job_id}).first()
+    return JobSnapshot(*row) if row is not None else None
+
+
 @functools.lru_cache(maxsize=32)
 def _binary(binary_store: Path, digest: str) -> CompiledBinary:
     return load_binary((binary_store / f"{digest}.ibflowbin").read_bytes())
@@ -78,10 +174,6 @@ def results_file(settings: Settings, job: Job, file_name: str) -> Path:
     return output_path(settings, job) / "results" / f"{file_name}.json"
 
 
-def new_task_id() -> str:
-    return str(uuid.uuid4())
-
-
 def step_time_limit(settings: Settings, job: Job, binary: CompiledBinary, step_index: int) -> int:
     """The step's own ``timeout`` from the flow file wins; else the run's ``step_timeout``."""
     step = binary.steps[step_index]
@@ -97,116 +189,126 @@ def next_step_for(settings: Settings, job: Job, binary: CompiledBinary, file_ind
     )
 
 
+def steps_for(settings: Settings, job: Job | JobSnapshot,
+              files: list[JobFile]) -> list[NextStep]:
+    """The next step of each file, with the token already stored for it."""
+    binary = cached_binary(settings, job.binary_hash)
+    return [next_step_for(settings, job, binary, row.file_index, row.next_step, row.next_task_id)
+            for row in files]
+
+
 def schedule_files(session: Session, settings: Settings, job: Job,
                    files: list[JobFile]) -> list[NextStep]:
     """Mint a fresh token for each file's next step; publish the result after commit.
 
     A fresh token retires any message already queued for these files."""
-    binary = cached_binary(settings, job.binary_hash)
-    steps = []
     for row in files:
-        token = new_task_id()
-        session.execute(
-            update(JobFile).where(JobFile.id == row.id)
-            .values(next_task_id=token, claimed_by=None, claimed_until=None)
-        )
-        steps.append(next_step_for(settings, job, binary, row.file_index, row.next_step, token))
-    return steps
+        row.next_task_id = new_task_id()
+        row.claimed_by = None
+        row.claimed_until = None
+    session.flush()
+    return steps_for(settings, job, files)
 
 
 class StepRunner:
     """Runs one StepCall against the store. ``passthrough`` exceptions (the worker's soft time
-    limit) become a failure of the step's records, never swallowed by UDF error handling."""
+    limit) become a failure of the step's records, never swallowed by UDF error handling.
+
+    The hot path costs two write transactions: the claim (one conditional UPDATE) and the
+    advance (the file's UPDATE, the job's state, the log lines; plus the file's and the job's
+    endings when they come)."""
 
     def __init__(self, settings: Settings, passthrough: tuple[type[BaseException], ...] = ()):
         self.settings = settings
         self.passthrough = passthrough
 
     def run(self, call: StepCall) -> NextStep | None:
-        with session_scope(self.settings.sql_url) as session:
-            claim = self._claim(session, call)
-        if claim is None:
-            return self._recover(call)
-        job, file_row, logger = claim
+        job = job_snapshot(self.settings.sql_url, call.job_id)
+        if job is None:
+            return None
+        binary = cached_binary(self.settings, job.binary_hash)
+        if not 0 <= call.step_index < len(binary.steps):
+            return None
+        file_name = self._claim(job, binary, call)
+        if file_name is None:
+            return self._refused(job, binary, call)
+        logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
         try:
-            return self._execute(call, job, file_row, logger)
+            return self._execute(call, job, binary, file_name, logger)
         except self.passthrough:
             raise
         except Exception as error:
             # A failure outside the per-record handling (unreadable input, a full disk): the
             # file fails at this step, with the reason, instead of staying pending forever.
-            self._fail_file(job, file_row, call,
+            self._fail_file(job, call, file_name,
                             f"Error <{type(error).__name__}: {error}> in step "
-                            f"{call.step_index + 1}", logger)
+                            f"{binary.steps[call.step_index].id}", logger)
             raise
 
     # -- claim ------------------------------------------------------------------------------
 
-    def _claim(self, session: Session, call: StepCall):
-        """Take the file for this step if the message is the one the store expects."""
-        job = session.get(Job, call.job_id)
-        if job is None or job.status not in RUNNABLE:
-            return None
-        file_row = _file(session, call)
-        if (file_row is None or file_row.status != FileStatus.PENDING.value
-                or file_row.next_step != call.step_index
-                or call.task_id not in (file_row.next_task_id, file_row.claimed_by)):
-            return None
-        binary = cached_binary(self.settings, job.binary_hash)
+    def _claim(self, job: JobSnapshot, binary: CompiledBinary, call: StepCall) -> str | None:
+        """Take the file for this step if the message is the one the store expects and the
+        job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
-        logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
-        claimed = session.execute(
-            update(JobFile)
-            .where(JobFile.id == file_row.id, JobFile.next_step == call.step_index,
-                   JobFile.status == FileStatus.PENDING.value,
-                   or_(JobFile.next_task_id == call.task_id, JobFile.claimed_by == call.task_id),
-                   JobFile.attempts < self.settings.max_step_attempts)
-            .values(attempts=JobFile.attempts + 1, claimed_by=call.task_id, next_task_id=None,
-                    claimed_until=_now() + timedelta(seconds=limit) + CLAIM_GRACE)
-        ).rowcount
-        if job.status == JobStatus.QUEUED.value:
-            transition_job(session, job.id, JobStatus.RUNNING, message="Running", strict=False)
-        if claimed:
-            return job, file_row, logger
-        session.commit()
-        self._fail_file(job, file_row, call,
-                        f"Error <step was started {self.settings.max_step_attempts} times and "
-                        f"never finished> in step {binary.steps[call.step_index].id}", logger)
-        return None
-
-    def _recover(self, call: StepCall) -> NextStep | None:
-        """The redelivery of a step whose worker died after committing it: publish the next
-        step (with the token that commit minted), or finish the job, as the worker would have."""
         with session_scope(self.settings.sql_url) as session:
-            job = session.get(Job, call.job_id)
-            file_row = _file(session, call)
-            if job is None or file_row is None or file_row.advanced_by != call.task_id:
+            claimed = session.connection().execute(_CLAIM, {
+                "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
+                "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
+                "until": _now() + timedelta(seconds=limit) + CLAIM_GRACE,
+            }).first()
+            if claimed is None:
                 return None
-            if file_row.status != FileStatus.PENDING.value:
-                finished = not session.scalar(
-                    select(JobFile.id).where(JobFile.job_id == job.id,
-                                             JobFile.status == FileStatus.PENDING.value).limit(1)
-                )
-            else:
-                finished = False
-        if finished:
-            self.finish_job(job.id, call.task_id)
+            file_name, job_status = claimed
+            if job_status == JobStatus.QUEUED.value:  # the job's first step (or since resume)
+                transition_job(session, job.id, JobStatus.RUNNING, message="Running",
+                               strict=False)
+        return file_name
+
+    def _refused(self, job: JobSnapshot, binary: CompiledBinary,
+                 call: StepCall) -> NextStep | None:
+        """Why a message could not claim its file, and what is left to do about it."""
+        with session_scope(self.settings.sql_url, read_only=True) as session:
+            row = session.execute(
+                select(JobFile.status, JobFile.next_step, JobFile.next_task_id,
+                       JobFile.claimed_by, JobFile.attempts, JobFile.advanced_by,
+                       JobFile.file_name, Job.status.label("job_status"))
+                .join(Job, Job.id == JobFile.job_id)
+                .where(JobFile.job_id == job.id, JobFile.file_index == call.file_index)
+            ).first()
+        if row is None:
             return None
-        if job.status not in RUNNABLE or not file_row.next_task_id:
+        expected = call.task_id in (row.next_task_id, row.claimed_by)
+        if (expected and row.status == FileStatus.PENDING.value
+                and row.next_step == call.step_index and row.job_status in RUNNABLE):
+            # Its own message, and the job may run: only the attempt cap refuses it.
+            logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
+            self._fail_file(job, call, row.file_name,
+                            f"Error <step was started {self.settings.max_step_attempts} times "
+                            f"and never finished> in step {binary.steps[call.step_index].id}",
+                            logger)
             return None
-        binary = cached_binary(self.settings, job.binary_hash)
-        return next_step_for(self.settings, job, binary, call.file_index, file_row.next_step,
-                             file_row.next_task_id)
+        if row.advanced_by != call.task_id:
+            return None  # a stale or duplicated message: nothing to do
+        # The redelivery of a step whose worker died after committing it: do what that
+        # worker would have done next.
+        if row.status != FileStatus.PENDING.value:
+            with session_scope(self.settings.sql_url) as session:
+                self._finish_job_if_done(session, job, call.task_id)
+            return None
+        if row.job_status not in RUNNABLE or not row.next_task_id:
+            return None
+        return next_step_for(self.settings, job, binary, call.file_index, row.next_step,
+                             row.next_task_id)
 
     # -- execute ----------------------------------------------------------------------------
 
-    def _execute(self, call: StepCall, job: Job, file_row: JobFile,
-                 logger: JobLogger) -> NextStep | None:
-        binary = cached_binary(self.settings, job.binary_hash)
+    def _execute(self, call: StepCall, job: JobSnapshot, binary: CompiledBinary,
+                 file_name: str, logger: JobLogger) -> NextStep | None:
         step = binary.steps[call.step_index]
         logger.info(f"Starting step '{step.id}' ({call.step_index + 1}/{len(binary.steps)}) "
-                    f"on file {file_row.file_name}")
-        records = self._input_records(job, binary, file_row, call.step_index)
+                    f"on file {file_name}")
+        records = self._input_records(job, binary, call, file_name)
         context = runtime.StepContext(
             job_id=job.id,
             runtime_config=dict((job.settings or {}).get("runtime_config") or {}),
@@ -220,63 +322,69 @@ class StepRunner:
             limit = step_time_limit(self.settings, job, binary, call.step_index)
             message = (f"Error <step '{step.id}' exceeded its time limit of {limit} s> "
                        f"in step {step.id}")
-            logger.error(f"{message} on file {file_row.file_name}")
+            logger.error(f"{message} on file {file_name}")
             failed = [_failed(record, message) for record in records]
             outcome = runtime.StepOutcome(records=failed, failed=sum(
                 1 for new, old in zip(failed, records, strict=True) if new is not old))
         records = outcome.records
-        write_atomic(step_output_file(self.settings, job, binary, call.step_index,
-                                      file_row.file_name),
+        write_atomic(step_output_file(self.settings, job, binary, call.step_index, file_name),
                      json.dumps(records, ensure_ascii=False).encode("utf-8"))
-        live = [r for r in records if not r.get("error") and not r.get("checkpoint_failed")]
-        last = call.step_index + 1 == len(binary.steps)
-        file_ends = last or not live
-        logger.info(f"Finished step '{step.id}' on file {file_row.file_name}: {len(records)} "
-                    f"records, {len(records) - len(live)} stopped, {outcome.filtered} filtered")
+        live = sum(1 for r in records if not r.get("error") and not r.get("checkpoint_failed"))
+        file_ends = call.step_index + 1 == len(binary.steps) or not live
+        logger.info(f"Finished step '{step.id}' on file {file_name}: {len(records)} records, "
+                    f"{len(records) - live} stopped, {outcome.filtered} filtered")
         if file_ends:
-            write_atomic(results_file(self.settings, job, file_row.file_name),
+            write_atomic(results_file(self.settings, job, file_name),
                          json.dumps(runtime.final_results(records,
                                                           runtime.output_schema_of(job.settings)),
                                     ensure_ascii=False).encode("utf-8"))
+        token = None if file_ends else new_task_id()
+        keys = {"b_job_id": job.id, "b_file_index": call.file_index}
         with session_scope(self.settings.sql_url) as session:
-            # Locking the job row orders this commit against pause, resume and cancel: either
-            # they see the file advanced, or this sees their new state.
-            job_status = session.scalar(
-                select(Job.status).where(Job.id == job.id).with_for_update()
-            )
-            token = new_task_id() if not file_ends and job_status in RUNNABLE else None
-            if not _advance(session, file_row.id, call, outcome, token):
-                return None
+            conn = session.connection()
+            moved = conn.execute(
+                _ADVANCE[bool(outcome.failed), bool(outcome.checkpoint_failed)],
+                {**keys, "step": call.step_index, "task_id": call.task_id,
+                 "next_token": token, "filtered": outcome.filtered},
+            ).rowcount
+            if not moved:
+                return None  # the claim was lost meanwhile (cancelled, or taken over)
             if file_ends:
-                job_done = _finish_file(session, job, file_row, records, logger)
+                _finish_file(session, job, call.file_index, file_name, records, logger)
+                logger.flush(session)
+                if _count_finished_file(session, job.id):
+                    self._finish_job_if_done(session, job, call.task_id)
+                return None
+            # Read after the file's UPDATE: a resume or cancel that runs meanwhile locks the
+            # file row (SELECT ... FOR UPDATE), so either it sees the file advanced or this
+            # sees its new state. A pause committed first stops the file here.
+            if conn.execute(_JOB_STATUS, {"b_job_id": job.id}).scalar() not in RUNNABLE:
+                conn.execute(_RETIRE_TOKEN, keys)
+                token = None
             logger.flush(session)
-        if file_ends:
-            if job_done:
-                self.finish_job(job.id, call.task_id)
-            return None
         if token is None:
             return None
         return next_step_for(self.settings, job, binary, call.file_index, call.step_index + 1,
                              token)
 
-    def _input_records(self, job: Job, binary: CompiledBinary, file_row: JobFile,
-                       step_index: int) -> list[dict]:
-        if step_index == 0:
-            source = input_path(self.settings, job, file_row.file_name)
-            return [runtime.new_record(file_row.file_name, file_row.file_index, str(source))]
-        previous = step_output_file(self.settings, job, binary, step_index - 1,
-                                    file_row.file_name)
+    def _input_records(self, job: JobSnapshot, binary: CompiledBinary, call: StepCall,
+                       file_name: str) -> list[dict]:
+        if call.step_index == 0:
+            source = input_path(self.settings, job, file_name)
+            return [runtime.new_record(file_name, call.file_index, str(source))]
+        previous = step_output_file(self.settings, job, binary, call.step_index - 1, file_name)
         return json.loads(previous.read_text("utf-8"))
 
     # -- endings ----------------------------------------------------------------------------
 
-    def _fail_file(self, job: Job, file_row: JobFile, call: StepCall, message: str,
+    def _fail_file(self, job: JobSnapshot, call: StepCall, file_name: str, message: str,
                    logger: JobLogger) -> None:
-        logger.error(f"{message} on file {file_row.file_name}")
+        logger.error(f"{message} on file {file_name}")
         with session_scope(self.settings.sql_url) as session:
             failed = session.execute(
                 update(JobFile)
-                .where(JobFile.id == file_row.id, JobFile.next_step == call.step_index,
+                .where(JobFile.job_id == job.id, JobFile.file_index == call.file_index,
+                       JobFile.next_step == call.step_index,
                        JobFile.status == FileStatus.PENDING.value)
                 .values(status=FileStatus.FAILED.value, failed_step=call.step_index,
                         num_records=1, num_errors=1, num_checkpoint_failed=0,
@@ -284,20 +392,19 @@ class StepRunner:
                         next_task_id=None, advanced_by=call.task_id)
             ).rowcount
             logger.flush(session)
-            job_done = failed == 1 and _count_finished_file(session, job.id)
-        if job_done:
-            self.finish_job(job.id, call.task_id)
+            if failed == 1 and _count_finished_file(session, job.id):
+                self._finish_job_if_done(session, job, call.task_id)
 
-    def finish_job(self, job_id: str, task_id: str) -> None:
-        """Write the combined results and move the job to its final state (idempotent)."""
-        with session_scope(self.settings.sql_url) as session:
-            job = session.get(Job, job_id)
-            if job is None or job.status not in (JobStatus.RUNNING.value,
-                                                 JobStatus.PAUSED.value):
-                return
-            files = list(session.scalars(
-                select(JobFile).where(JobFile.job_id == job_id).order_by(JobFile.file_index)
-            ))
+    def _finish_job_if_done(self, session: Session, job: JobSnapshot, task_id: str) -> None:
+        """Write the combined results and move the job to its final state, in the caller's
+        transaction (idempotent: only a running or paused job with no pending file moves)."""
+        conn = session.connection()
+        status = conn.execute(_JOB_STATUS, {"b_job_id": job.id}).scalar()
+        if status not in (JobStatus.RUNNING.value, JobStatus.PAUSED.value):
+            return
+        files = conn.execute(_FILE_OUTCOMES, {"b_job_id": job.id}).all()
+        if any(row.status == FileStatus.PENDING.value for row in files):
+            return
         combined = []
         for row in files:
             path = results_file(self.settings, job, row.file_name)
@@ -306,54 +413,18 @@ class StepRunner:
         write_atomic(output_path(self.settings, job) / "results.json",
                      json.dumps(combined, ensure_ascii=False).encode("utf-8"))
         target, message = _job_outcome(job, files)
-        logger = JobLogger(job.id, task_id, job.trace_id, prefix=job.log_prefix)
-        with session_scope(self.settings.sql_url) as session:
-            if transition_job(session, job_id, target, message=message, strict=False):
-                logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
-                logger.flush(session)
+        if transition_job(session, job.id, target, message=message, strict=False):
+            logger = JobLogger(job.id, task_id, job.trace_id, prefix=job.log_prefix)
+            logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
+            logger.flush(session)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _file(session: Session, call: StepCall) -> JobFile | None:
-    return session.scalar(
-        select(JobFile).where(JobFile.job_id == call.job_id,
-                              JobFile.file_index == call.file_index)
-    )
-
-
-def _advance(session: Session, file_id: int, call: StepCall, outcome: runtime.StepOutcome,
-             next_token: str | None) -> bool:
-    """Compare-and-set the file past the step; False if the claim was lost meanwhile."""
-    values = {
-        "next_step": call.step_index + 1,
-        "attempts": 0,
-        "claimed_by": None,
-        "claimed_until": None,
-        "advanced_by": call.task_id,
-        "next_task_id": next_token,
-        "num_filtered": JobFile.num_filtered + outcome.filtered,
-    }
-    if outcome.failed:
-        values["failed_step"] = _first(JobFile.failed_step, call.step_index)
-    if outcome.checkpoint_failed:
-        values["checkpoint_step"] = _first(JobFile.checkpoint_step, call.step_index)
-    return session.execute(
-        update(JobFile)
-        .where(JobFile.id == file_id, JobFile.next_step == call.step_index,
-               JobFile.status == FileStatus.PENDING.value, JobFile.claimed_by == call.task_id)
-        .values(**values)
-    ).rowcount == 1
-
-
-def _first(column, step_index: int):
-    return func.coalesce(column, step_index)
-
-
-def _finish_file(session: Session, job: Job, file_row: JobFile, records: list[dict],
-                 logger: JobLogger) -> bool:
+def _finish_file(session: Session, job: JobSnapshot, file_index: int, file_name: str,
+                 records: list[dict], logger: JobLogger) -> None:
     num_errors = sum(1 for r in records if r.get("error"))
     num_checkpoint = sum(1 for r in records if r.get("checkpoint_failed"))
     if num_checkpoint:
@@ -362,18 +433,19 @@ def _finish_file(session: Session, job: Job, file_row: JobFile, records: list[di
         status = FileStatus.FAILED
     else:
         status = FileStatus.COMPLETE
-    session.execute(
-        update(JobFile).where(JobFile.id == file_row.id).values(
+    session.connection().execute(
+        update(_files)
+        .where(_files.c.job_id == job.id, _files.c.file_index == file_index)
+        .values(
             status=status.value, num_records=len(records), num_errors=num_errors,
             num_checkpoint_failed=num_checkpoint,
             error_counts=runtime.record_error_counts(records),
         )
     )
-    logger.info(f"File {file_row.file_name} finished: {status.value}")
-    return _count_finished_file(session, job.id)
+    logger.info(f"File {file_name} finished: {status.value}")
 
 
-def _job_outcome(job: Job, files: list[JobFile]) -> tuple[JobStatus, str]:
+def _job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:
     label = job.flow_type
     if any(row.status == FileStatus.STOPPED_AT_CHECKPOINT.value for row in files):
         return JobStatus.STOPPED_AT_CHECKPOINT, f"Stopped at checkpoint {label}"
@@ -387,10 +459,7 @@ def _job_outcome(job: Job, files: list[JobFile]) -> tuple[JobStatus, str]:
 
 def _count_finished_file(session: Session, job_id: str) -> bool:
     """Count one more finished file; True for the caller that finished the last one."""
-    session.execute(update(Job).where(Job.id == job_id).values(files_done=Job.files_done + 1))
-    done, total = session.execute(
-        select(Job.files_done, Job.num_files).where(Job.id == job_id)
-    ).one()
+    done, total = session.connection().execute(_COUNT_FINISHED, {"b_job_id": job_id}).one()
     return done >= total
 
 

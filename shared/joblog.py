@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from shared.models import JobLog
@@ -25,19 +25,19 @@ class JobLogger:
     trace_id: str
     prefix: str = ""
     span_id: str = field(default_factory=lambda: secrets.token_hex(8))
-    entries: list[JobLog] = field(default_factory=list)
+    entries: list[dict] = field(default_factory=list)
 
     def log(self, level: str, message: str) -> None:
         self.entries.append(
-            JobLog(
-                job_id=self.job_id,
-                task_id=self.task_id,
-                level=level.upper(),
-                ts=datetime.now(UTC),
-                trace_id=self.trace_id,
-                span_id=self.span_id,
-                message=f"{self.prefix}{message}",
-            )
+            {
+                "job_id": self.job_id,
+                "task_id": self.task_id,
+                "level": level.upper(),
+                "ts": datetime.now(UTC),
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "message": f"{self.prefix}{message}",
+            }
         )
 
     def info(self, message: str) -> None:
@@ -50,7 +50,9 @@ class JobLogger:
         self.log("ERROR", message)
 
     def flush(self, session: Session) -> None:
-        session.add_all(self.entries)
+        if self.entries:
+            session.flush()  # the job row may still be pending in this session
+            session.connection().execute(insert(JobLog.__table__), self.entries)
         self.entries = []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import uuid
@@ -9,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shared import notifications
@@ -33,16 +34,28 @@ def new_trace_id() -> str:
     return secrets.token_hex(8)
 
 
+_JOB_EXISTS = select(Job.__table__.c.id).where(Job.__table__.c.id == bindparam("b_job_id"))
+
+
 def ensure_job_id_free(session: Session, job_id: str) -> None:
-    if session.get(Job, job_id) is not None:
+    if session.connection().execute(_JOB_EXISTS, {"b_job_id": job_id}).first() is not None:
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id")
 
 
-def set_tags(session: Session, job_id: str, tags: list[str]) -> list[str]:
+def new_task_id() -> str:
+    """The id of a step message: also the fencing token the store expects for it."""
+    return str(uuid.uuid4())
+
+
+def add_tags(session: Session, job_id: str, tags: list[str]) -> list[str]:
     unique = list(dict.fromkeys(tags))
-    session.query(JobTag).filter(JobTag.job_id == job_id).delete()
     session.add_all(JobTag(job_id=job_id, tag=tag) for tag in unique)
     return unique
+
+
+def set_tags(session: Session, job_id: str, tags: list[str]) -> list[str]:
+    session.query(JobTag).filter(JobTag.job_id == job_id).delete()
+    return add_tags(session, job_id, tags)
 
 
 def tags_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
@@ -65,6 +78,37 @@ def get_job_for(session: Session, principal: Principal, job_id: str | None) -> J
     return job
 
 
+@functools.cache
+def _transition_statement(target: JobStatus):
+    """The conditional UPDATE into ``target``, built once: workers run it on every step."""
+    jobs = Job.__table__
+    now = bindparam("now", type_=jobs.c.started_at.type)
+    values: dict = {
+        "status": target.value,
+        # A transition without a message keeps the job's current one.
+        "message": func.coalesce(
+            bindparam("new_message", type_=jobs.c.message.type), jobs.c.message
+        ),
+    }
+    if target == JobStatus.RUNNING:
+        values["started_at"] = func.coalesce(jobs.c.started_at, now)
+    if target in (
+        JobStatus.COMPLETE,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.STOPPED_AT_CHECKPOINT,
+    ):
+        values["finished_at"] = now
+    if target == JobStatus.QUEUED:
+        values["finished_at"] = None
+    sources = sorted(source.value for source in allowed_sources(target))
+    return (
+        update(jobs)
+        .where(jobs.c.id == bindparam("b_job_id"), jobs.c.status.in_(sources))
+        .values(**values)
+    )
+
+
 def transition_job(
     session: Session,
     job_id: str,
@@ -78,27 +122,9 @@ def transition_job(
     The check and the write are one conditional UPDATE, so concurrent writers cannot both win.
     Returns whether the job moved; with ``strict`` a refused move raises InvalidTransition.
     """
-    values: dict = {"status": target.value}
-    if message is not None:
-        values["message"] = message
-    now = datetime.now(UTC)
-    if target == JobStatus.RUNNING:
-        values["started_at"] = func.coalesce(Job.started_at, now)
-    if target in (
-        JobStatus.COMPLETE,
-        JobStatus.FAILED,
-        JobStatus.CANCELLED,
-        JobStatus.STOPPED_AT_CHECKPOINT,
-    ):
-        values["finished_at"] = now
-    if target == JobStatus.QUEUED:
-        values["finished_at"] = None
-    sources = [source.value for source in allowed_sources(target)]
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(sources))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    result = session.connection().execute(
+        _transition_statement(target),
+        {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)},
     )
     if result.rowcount == 1:
         # In this same transaction: a job that ended always has its webhook and email

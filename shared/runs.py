@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from shared import webhooks
 from shared.config import Settings
+from shared.db import session_scope
 from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
-from shared.flow.binary import CompiledBinary, load_binary
+from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
-from shared.jobs import ensure_job_id_free, new_job_id, new_trace_id, set_tags
+from shared.jobs import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
 from shared.models import Job, JobFile, JobPipeline
 from shared.states import JobStatus
 from shared.users import Principal
@@ -51,17 +52,11 @@ class RunRequest:
     settings: RunSettings = field(default_factory=RunSettings)
 
 
-def snapshot_binary(settings: Settings, data: bytes) -> str:
-    """Keep an immutable copy of the binary a run executes, named by its SHA-256."""
-    digest = hashlib.sha256(data).hexdigest()
+def snapshot_binary(settings: Settings, data: bytes, digest: str) -> None:
+    """Keep an immutable copy of the binary a run executes, named by its SHA-256 ``digest``."""
     target = settings.binary_store / f"{digest}.ibflowbin"
     if not target.exists():
         write_atomic(target, data)
-    return digest
-
-
-def read_snapshot(settings: Settings, digest: str) -> bytes:
-    return (settings.binary_store / f"{digest}.ibflowbin").read_bytes()
 
 
 def check_output_schema(runtime_config: dict) -> None:
@@ -74,9 +69,13 @@ def check_output_schema(runtime_config: dict) -> None:
 
 def create_run(
     session: Session, settings: Settings, principal: Principal, request: RunRequest
-) -> tuple[Job, CompiledBinary]:
+) -> tuple[Job, list[JobFile]]:
     job_id = new_job_id(request.job_id)
-    ensure_job_id_free(session, job_id)
+    # Checked before anything touches the output folder, in a read-only transaction: the
+    # caller's write transaction begins only at the final flush, so the file work below does
+    # not hold SQLite's write lock (a racing duplicate still fails at that flush).
+    with session_scope(settings.sql_url, read_only=True) as check:
+        ensure_job_id_free(check, job_id)
     # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
     webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
     check_output_schema(request.settings.runtime_config)
@@ -85,7 +84,8 @@ def create_run(
     if not binary_file.real.is_file():
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
     data = binary_file.real.read_bytes()
-    binary = load_binary(data)
+    digest = hashlib.sha256(data).hexdigest()
+    binary = load_binary_cached(digest, data)
 
     input_dir = drive.resolve(principal, request.input_dir)
     if not input_dir.real.is_dir():
@@ -108,7 +108,7 @@ def create_run(
         shutil.rmtree(output_root.real)
     output.real.mkdir(parents=True, exist_ok=True)
 
-    digest = snapshot_binary(settings, data)
+    snapshot_binary(settings, data, digest)
     if run.save_binary_to_output:
         write_atomic(output.real / binary_file.real.name, data)
 
@@ -138,21 +138,22 @@ def create_run(
         num_steps=len(binary.steps),
     )
     session.add(job)
-    try:
-        session.flush()
-    except IntegrityError as error:  # another request took the same id meanwhile
-        raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
-    session.add_all(
-        JobFile(job_id=job_id, file_index=index, file_name=name, status="pending")
+    files = [
+        JobFile(job_id=job_id, file_index=index, file_name=name, status="pending",
+                next_task_id=new_task_id())
         for index, name in enumerate(inputs)
-    )
-    set_tags(session, job_id, list(run.tags))
+    ]
+    session.add_all(files)
+    add_tags(session, job_id, list(run.tags))
     session.add_all(
         JobPipeline(job_id=job_id, pipeline_id=pipeline_id)
         for pipeline_id in dict.fromkeys(run.pipeline_ids)
     )
-    session.flush()
-    return job, binary
+    try:
+        session.flush()
+    except IntegrityError as error:  # another request took the same id meanwhile
+        raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
+    return job, files
 
 
 def _output_root(

@@ -25,12 +25,12 @@ from shared.config import Settings
 from shared.drive import Drive
 from shared.errors import FlowbinError, InvalidRequest, NotFound, TooLarge
 from shared.flow import output_schema
-from shared.flow.binary import CompiledBinary
+from shared.flow.binary import CompiledBinary, load_binary_cached
 from shared.joblog import JobLogger
 from shared.jobs import new_job_id, new_trace_id
 from shared.models import Job, JobFile
 from shared.states import FileStatus, JobStatus
-from shared.sync_runners import RunnerPool, SyncOutcome, SyncWork, cached_binary
+from shared.sync_runners import RunnerPool, SyncOutcome, SyncWork
 from shared.users import Principal
 
 MAX_FILES = 5
@@ -90,7 +90,7 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
     data = binary_file.real.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    binary = cached_binary(digest, data)
+    binary = load_binary_cached(digest, data)
     job_id = new_job_id(None)
     return PreparedRun(
         job_id=job_id,

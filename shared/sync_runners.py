@@ -19,16 +19,14 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from shared.errors import FlowbinError, Unavailable
 from shared.flow import output_schema, runtime
-from shared.flow.binary import CompiledBinary, load_binary
-
-_BINARY_CACHE_SIZE = 32
+from shared.flow.binary import load_binary_cached
 
 
 class SyncTimeout(FlowbinError):
@@ -75,22 +73,9 @@ class SyncOutcome:
     log: list[tuple[str, str]]
 
 
-_binaries: OrderedDict[str, CompiledBinary] = OrderedDict()
-
-
-def cached_binary(digest: str, data: bytes) -> CompiledBinary:
-    """The loaded binary whose bytes ``data`` have SHA-256 ``digest``, loaded once."""
-    binary = _binaries.get(digest)
-    if binary is None:
-        binary = _binaries[digest] = load_binary(data)
-        while len(_binaries) > _BINARY_CACHE_SIZE:
-            _binaries.popitem(last=False)
-    return binary
-
-
 def run_in_memory(work: SyncWork) -> SyncOutcome:
     """Every step of the binary over the files, nothing read from or written to the drive."""
-    binary = cached_binary(work.binary_digest, work.binary_data)
+    binary = load_binary_cached(work.binary_digest, work.binary_data)
     schema = output_schema.from_runtime_config(work.runtime_config)
     log: list[tuple[str, str]] = []
     context = runtime.StepContext(

@@ -7,7 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
@@ -78,11 +78,17 @@ def ensure_admin(session: Session, token: str) -> None:
     session.flush()
 
 
+# Every request runs it: built once, executed on the session's connection (no ORM layer).
+_PRINCIPAL_BY_TOKEN_HASH = (
+    select(User.__table__.c.id, User.__table__.c.username, User.__table__.c.is_admin)
+    .join(ApiToken.__table__, ApiToken.__table__.c.user_id == User.__table__.c.id)
+    .where(ApiToken.__table__.c.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate(session: Session, token: str) -> Principal:
-    row = session.execute(
-        select(User.id, User.username, User.is_admin)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
+    row = session.connection().execute(
+        _PRINCIPAL_BY_TOKEN_HASH, {"token_hash": hash_token(token)}
     ).first()
     if row is None:
         raise Unauthorized("the token is not valid: pass 'Authorization: Bearer <token>'")

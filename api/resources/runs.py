@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from sqlalchemy import select
 
 from api.blueprint import Blueprint, principal
 from api.context import broker, settings, store
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
-from shared.execution import schedule_files
-from shared.models import JobFile
+from shared.execution import steps_for
 from shared.runs import RunRequest, RunSettings, create_run
 from workers.dispatch import publish_steps
 
@@ -47,8 +45,7 @@ class RunBinaryAsync(MethodView):
     def post(self, args):
         """Start a run; poll jobs/status with the returned job_id"""
         with store() as session:
-            job, _binary = create_run(session, settings(), principal(), _run_request(args))
-            files = list(session.scalars(select(JobFile).where(JobFile.job_id == job.id)))
-            steps = schedule_files(session, settings(), job, files)
+            job, files = create_run(session, settings(), principal(), _run_request(args))
+            steps = steps_for(settings(), job, files)
         publish_or_fail(job.id, lambda: publish_steps(broker(), steps))
         return {"status": "OK", "data": {"job_id": job.id, "output_folder": job.output_dir}}

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -160,3 +161,17 @@ def load_binary(data: bytes) -> CompiledBinary:
         manifest=manifest,
         name=flows[0]["name"] if binary_type == "Single Flow" else binary_type.lower(),
     )
+
+
+_LOADED_CACHE_SIZE = 32
+_loaded: OrderedDict[str, CompiledBinary] = OrderedDict()
+
+
+def load_binary_cached(digest: str, data: bytes) -> CompiledBinary:
+    """The binary whose bytes ``data`` have SHA-256 ``digest``, parsed once per process."""
+    binary = _loaded.get(digest)
+    if binary is None:
+        binary = _loaded[digest] = load_binary(data)
+        while len(_loaded) > _LOADED_CACHE_SIZE:
+            _loaded.popitem(last=False)
+    return binary
