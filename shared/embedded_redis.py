@@ -8,6 +8,7 @@ the workers must be able to talk to Redis while they shut down, and only then is
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import shutil
 import socket
 import subprocess
@@ -87,11 +88,21 @@ class EmbeddedRedis:
         self.executable = executable
         self.appendonly = appendonly
         self.process: subprocess.Popen | None = None
+        self.password = ""
+
+    def _password(self) -> str:
+        """A password kept with the server's data: a worker left over from another stack (or
+        another checkout) that finds this port cannot take this stack's tasks."""
+        path = self.directory / "password"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     @property
     def base_url(self) -> str:
         """The URL without a database number, for callers that pick their own."""
-        return f"redis://{HOST}:{self.port}"
+        return f"redis://:{self.password}@{HOST}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -112,10 +123,12 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--daemonize", "no",
             "--logfile", str(self.log_file),
+            "--requirepass", self.password,
         ]
 
     def start(self) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.password = self._password()
         # Between choosing a free port and redis binding it another process may take it:
         # try again on another port unless the caller asked for this one.
         attempts = 1 if self.requested_port else 3
@@ -139,7 +152,8 @@ class EmbeddedRedis:
     def _wait_until_ready(self) -> bool:
         """Poll until our server answers (True) or the process exits or the deadline passes."""
         # No client-side retries: they back off for seconds, and this loop is the retry.
-        client = redis.Redis(host=HOST, port=self.port, socket_connect_timeout=0.5,
+        client = redis.Redis(host=HOST, port=self.port, password=self.password,
+                             socket_connect_timeout=0.5,
                              socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + START_TIMEOUT
         try:

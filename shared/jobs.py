@@ -68,12 +68,20 @@ def tags_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     return tags
 
 
-def get_job_for(session: Session, principal: Principal, job_id: str | None) -> Job:
-    """The job, if the caller may see it. Another user's job is reported as missing."""
+def get_job_for(
+    session: Session, principal: Principal, job_id: str | None, *, as_reviewer: bool = False
+) -> Job:
+    """The job, if the caller may see it: its owner or an admin, and with ``as_reviewer`` also
+    its assigned reviewer. Another user's job is reported as missing."""
     if not job_id:
         raise InvalidRequest("job_id is required")
     job = session.get(Job, job_id)
-    if job is None or (job.owner_id != principal.user_id and not principal.is_admin):
+    allowed = job is not None and (
+        job.owner_id == principal.user_id
+        or principal.is_admin
+        or (as_reviewer and bool(job.reviewer) and job.reviewer == principal.username)
+    )
+    if not allowed:
         raise NotFound(f"no job with id {job_id!r}")
     return job
 

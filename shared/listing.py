@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidRequest
@@ -54,7 +54,10 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
         Job.created_at <= wanted.to_timestamp,
     )
     if not principal.is_admin:
-        query = query.where(Job.owner_id == principal.user_id)
+        # A user sees their own jobs and the ones they were assigned to review.
+        query = query.where(
+            or_(Job.owner_id == principal.user_id, Job.reviewer == principal.username)
+        )
     if wanted.user:
         owner = session.scalar(select(User.id).where(User.username == wanted.user))
         query = query.where(Job.owner_id == (owner if owner is not None else -1))

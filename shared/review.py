@@ -41,12 +41,7 @@ CLOSING_STATES = (ReviewState.COMPLETED, ReviewState.NOT_COMPLETED)
 def get_job_for_review(session: Session, principal: Principal, job_id: str | None) -> Job:
     """The job if the caller may review it: its owner, an admin or its assigned reviewer.
     Anyone else is told that it does not exist, as for any job."""
-    try:
-        job = get_job_for(session, principal, job_id)
-    except NotFound:
-        job = session.get(Job, job_id)
-        if job is None or not job.reviewer or job.reviewer != principal.username:
-            raise
+    job = get_job_for(session, principal, job_id, as_reviewer=True)
     if job.kind != "flow":
         raise Conflict(f"job {job.id!r} is a {job.kind} job: only asynchronous flow runs "
                        "have records to review")

@@ -12,6 +12,7 @@ import signal
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
@@ -121,6 +122,15 @@ def urls(settings: Settings) -> Urls:
     )
 
 
+def _without_password(url: str) -> str:
+    """The URL to show: an embedded Redis's password stays in its data folder."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
 def banner(settings: Settings, admin_token: str, redis_url: str) -> str:
     """What `flowbin up` prints before handing over; the first two lines are meant to be parsed."""
     found = urls(settings)
@@ -131,7 +141,7 @@ def banner(settings: Settings, admin_token: str, redis_url: str) -> str:
             f"Admin token: {admin_token}",
             f"API docs: {found.docs}",
             f"Flower: {found.flower} (user {settings.flower_user}, password: {password})",
-            f"Redis: {redis_url}",
+            f"Redis: {_without_password(redis_url)}",
             f"Data folder: {settings.data_dir.resolve()}",
             "Press Ctrl-C to stop.",
         ]

@@ -58,8 +58,8 @@ class JobStatusView(MethodView):
     @blp.response(200, StatusResponse)
     def get(self, args):
         """Current status of a job; results once it is done"""
-        with store() as session:
-            job = get_job_for(session, principal(), args["job_id"])
+        with store(read_only=True) as session:
+            job = get_job_for(session, principal(), args["job_id"], as_reviewer=True)
             summaries = run_summaries(session, [job])
             metrics = review.review_metrics(session, [job], summaries)
             running = bool(control.jobs_with_running_steps(session, [job.id]))
@@ -72,8 +72,8 @@ class JobLogs(MethodView):
     @blp.response(200, LogsResponse)
     def get(self, args):
         """A page of the job's log lines, oldest first; pass next_offset to read on"""
-        with store() as session:
-            job = get_job_for(session, principal(), args["job_id"])
+        with store(read_only=True) as session:
+            job = get_job_for(session, principal(), args["job_id"], as_reviewer=True)
             logs = read_logs(session, job.id, args["offset"], args["limit"])
         return {"logs": logs, "next_offset": args["offset"] + len(logs)}
 
@@ -92,7 +92,7 @@ class JobList(MethodView):
             review_states=args["review_state"], job_id=args["job_id"],
             job_ids=args["job_ids"], reviewer=args["reviewer"],
         )
-        with store() as session:
+        with store(read_only=True) as session:
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
             summaries = run_summaries(session, jobs)

@@ -142,6 +142,14 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
     assert cur_status(stack, job_id)["reviewer"] == "bob"
 
     assert records(stack, job_id, "bob").status_code == 200
+    # The reviewer finds and reads the job, but does not control it.
+    as_bob = stack.headers("bob")
+    bob_status = stack.client.get(f"/api/v1/jobs/status?job_id={job_id}", headers=as_bob)
+    assert bob_status.status_code == 200 and bob_status.get_json()["job_id"] == job_id
+    bob_list = stack.client.get("/api/v1/jobs/list?reviewer=bob", headers=as_bob).get_json()
+    assert [j["job_id"] for j in bob_list["jobs"]] == [job_id]
+    bob_cancel = stack.client.get(f"/api/v1/jobs/cancel?job_id={job_id}", headers=as_bob)
+    assert bob_cancel.status_code == 404
     reassign = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "bob"}, "bob")
     assert reassign.status_code == 403 and "owner" in reassign.get_json()["msg"]
     passed = post(stack, "/api/v1/review/correct", {**correction, "file_index": 0}, "bob")
