@@ -276,7 +276,12 @@ def test_up_stops_cleanly_on_sigterm_with_stand_in_processes(tmp_path):
         assert process.wait(timeout=30) == 0, log.read_text()
     finally:
         if process.poll() is None:
-            process.kill()
+            # SIGTERM first: a killed `flowbin up` would leave its embedded Redis behind.
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the embedded Redis is still up"
 
