@@ -78,16 +78,11 @@ def store_url(request, tmp_path) -> str:
     return url
 
 
-@dataclass
-class Stack:
-    """A migrated store, a real worker process, and the API's test client, on one backend."""
+class ApiUser:
+    """Calls the API's test client as one of the session's users (``tokens`` by name)."""
 
-    backend: str
-    settings: Settings
     client: object
     tokens: dict[str, str]
-    worker: subprocess.Popen
-    worker_log: Path
 
     def headers(self, user: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -97,6 +92,27 @@ class Stack:
         assert response.status_code == 200, response.get_json()
 
 
+@dataclass
+class Stack(ApiUser):
+    """A migrated store, a real worker process, and the API's test client, on one backend."""
+
+    backend: str
+    settings: Settings
+    client: object
+    tokens: dict[str, str]
+    worker: subprocess.Popen
+    worker_log: Path
+
+
+def start_celery(settings: Settings, arguments: list[str], log_path: Path) -> subprocess.Popen:
+    """A real `celery -A workers ...` process with the settings' environment."""
+    env = {**os.environ, **settings.to_env()}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "celery", "-A", "workers", *arguments]
+    log = log_path.open("ab")
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def start_worker(
     settings: Settings,
     name: str,
@@ -104,29 +120,12 @@ def start_worker(
     concurrency: int = 2,
     extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    env = {**os.environ, **settings.to_env()}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "INFO",
-        "--hostname",
-        f"{name}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        *extra_args,
-    ]
-    log = log_path.open("ab")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_celery(
+        settings,
+        ["worker", "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
+         "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", *extra_args],
+        log_path,
+    )
 
 
 def wait_worker_ready(app, name: str, timeout: float = 60.0) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import REPO, start_worker, stop_worker, wait_worker_ready
+from tests.conftest import ApiUser, start_celery, start_worker, stop_worker, wait_worker_ready
 from tests.integration.flows import compile_flow, invoice, put_project
 from tests.support import free_port, wait_for
 
@@ -66,26 +66,13 @@ def smtp_inbox():
 
 
 def start_beat(settings, schedule: Path, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, **settings.to_env()}
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers",
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(schedule),
-    ]
-    log = log_path.open("ab")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_celery(settings, ["beat", "--loglevel", "INFO", "--schedule", str(schedule)],
+                        log_path)
 
 
 @dataclass
-class Notify:
-    """Quacks like tests.conftest.Stack for tests/integration/flows.py helpers."""
+class Notify(ApiUser):
+    """Like tests.conftest.Stack, for tests/integration/flows.py helpers."""
 
     backend: str
     settings: object
@@ -96,13 +83,6 @@ class Notify:
     worker_log: Path
     celery_app: object
     restarts: int = 0
-
-    def headers(self, user: str = "alice") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[user]}"}
-
-    def upload(self, path: str, data: bytes, user: str = "alice") -> None:
-        response = self.client.put(f"/api/v1/drive/{path}", data=data, headers=self.headers(user))
-        assert response.status_code == 200, response.get_json()
 
     def run(self, job_id: str, input_dir: str = GOOD_INPUT, user: str = "alice", **wanted) -> str:
         body = {
