@@ -44,6 +44,10 @@ _files = JobFile.__table__
 _jobs = Job.__table__
 _THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
               _files.c.file_index == bindparam("b_file_index"))
+# The file's job's state, read in the same statement that changes the file.
+_JOB_STATUS_OF_FILE = (
+    select(_jobs.c.status).where(_jobs.c.id == _files.c.job_id).scalar_subquery()
+)
 _CLAIM = (
     update(_files)
     .where(*_THIS_FILE,
@@ -57,10 +61,7 @@ _CLAIM = (
            .exists())
     .values(attempts=_files.c.attempts + 1, claimed_by=bindparam("task_id"), next_task_id=None,
             claimed_until=bindparam("until", type_=_files.c.claimed_until.type))
-    .returning(
-        _files.c.file_name,
-        select(_jobs.c.status).where(_jobs.c.id == _files.c.job_id).scalar_subquery(),
-    )
+    .returning(_files.c.file_name, _JOB_STATUS_OF_FILE)
 )
 _JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id"))
 _FILE_OUTCOMES = (
@@ -93,6 +94,7 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool):
                _files.c.status == FileStatus.PENDING.value,
                _files.c.claimed_by == bindparam("task_id"))
         .values(**values)
+        .returning(_JOB_STATUS_OF_FILE)
     )
 
 
@@ -346,8 +348,8 @@ class StepRunner:
                 _ADVANCE[bool(outcome.failed), bool(outcome.checkpoint_failed)],
                 {**keys, "step": call.step_index, "task_id": call.task_id,
                  "next_token": token, "filtered": outcome.filtered},
-            ).rowcount
-            if not moved:
+            ).first()
+            if moved is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if file_ends:
                 _finish_file(session, job, call.file_index, file_name, records, logger)
@@ -355,10 +357,10 @@ class StepRunner:
                 if _count_finished_file(session, job.id):
                     self._finish_job_if_done(session, job, call.task_id)
                 return None
-            # Read after the file's UPDATE: a resume or cancel that runs meanwhile locks the
-            # file row (SELECT ... FOR UPDATE), so either it sees the file advanced or this
-            # sees its new state. A pause committed first stops the file here.
-            if conn.execute(_JOB_STATUS, {"b_job_id": job.id}).scalar() not in RUNNABLE:
+            # The job's state as of the file's UPDATE: a resume or cancel that runs meanwhile
+            # locks the file row (SELECT ... FOR UPDATE), so either it sees the file advanced
+            # or this sees its new state. A pause committed first stops the file here.
+            if moved[0] not in RUNNABLE:
                 conn.execute(_RETIRE_TOKEN, keys)
                 token = None
             logger.flush(session)
