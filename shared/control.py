@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from shared.config import Settings
 from shared.errors import Conflict, InvalidRequest
 from shared.execution import NextStep, schedule_files
-from shared.jobs import get_job_for, transition_job
+from shared.jobs import get_job_for, set_tags, transition_job
 from shared.models import Job, JobFile, JobTag, User
 from shared.states import FileStatus, JobStatus
 from shared.users import Principal
@@ -154,8 +154,6 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
 
 def set_job_tags(session: Session, principal: Principal, job_id: str,
                  names: list[str] | None) -> list[str]:
-    from shared.jobs import set_tags
-
     job = get_job_for(session, principal, job_id)
     return set_tags(session, job.id, list(names or []))
 
