@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -67,6 +67,25 @@ def session_scope(url: str, *, read_only: bool = False) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def connection_scope(url: str) -> Iterator[Connection]:
+    """One write transaction on a bare connection, for hot paths that need no ORM session."""
+    with engine_for(url).begin() as conn:
+        yield conn
+
+
+@contextmanager
+def session_on(conn: Connection) -> Iterator[Session]:
+    """An ORM session inside ``conn``'s transaction: what it adds is flushed there, and the
+    transaction stays the caller's to commit."""
+    session = Session(bind=conn)  # joins the transaction without ever committing it
+    try:
+        yield session
+        session.flush()
     finally:
         session.close()
 

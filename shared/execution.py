@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import session_scope
+from shared.db import connection_scope, session_on, session_scope
 from shared.drive import write_atomic
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary, load_binary
@@ -253,8 +253,8 @@ class StepRunner:
         """Take the file for this step if the message is the one the store expects and the
         job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
-        with session_scope(self.settings.sql_url) as session:
-            claimed = session.connection().execute(_CLAIM, {
+        with connection_scope(self.settings.sql_url) as conn:
+            claimed = conn.execute(_CLAIM, {
                 "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
                 "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
                 "until": _now() + timedelta(seconds=limit) + CLAIM_GRACE,
@@ -263,8 +263,9 @@ class StepRunner:
                 return None
             file_name, job_status = claimed
             if job_status == JobStatus.QUEUED.value:  # the job's first step (or since resume)
-                transition_job(session, job.id, JobStatus.RUNNING, message="Running",
-                               strict=False)
+                with session_on(conn) as session:
+                    transition_job(session, job.id, JobStatus.RUNNING, message="Running",
+                                   strict=False)
         return file_name
 
     def _refused(self, job: JobSnapshot, binary: CompiledBinary,
@@ -295,8 +296,8 @@ class StepRunner:
         # The redelivery of a step whose worker died after committing it: do what that
         # worker would have done next.
         if row.status != FileStatus.PENDING.value:
-            with session_scope(self.settings.sql_url) as session:
-                self._finish_job_if_done(session, job, call.task_id)
+            with connection_scope(self.settings.sql_url) as conn:
+                self._finish_job_if_done(conn, job, call.task_id)
             return None
         if row.job_status not in RUNNABLE or not row.next_task_id:
             return None
@@ -342,8 +343,7 @@ class StepRunner:
                                     ensure_ascii=False).encode("utf-8"))
         token = None if file_ends else new_task_id()
         keys = {"b_job_id": job.id, "b_file_index": call.file_index}
-        with session_scope(self.settings.sql_url) as session:
-            conn = session.connection()
+        with connection_scope(self.settings.sql_url) as conn:
             moved = conn.execute(
                 _ADVANCE[bool(outcome.failed), bool(outcome.checkpoint_failed)],
                 {**keys, "step": call.step_index, "task_id": call.task_id,
@@ -352,10 +352,10 @@ class StepRunner:
             if moved is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if file_ends:
-                _finish_file(session, job, call.file_index, file_name, records, logger)
-                logger.flush(session)
-                if _count_finished_file(session, job.id):
-                    self._finish_job_if_done(session, job, call.task_id)
+                _finish_file(conn, job, call.file_index, file_name, records, logger)
+                logger.write(conn)
+                if _count_finished_file(conn, job.id):
+                    self._finish_job_if_done(conn, job, call.task_id)
                 return None
             # The job's state as of the file's UPDATE: a resume or cancel that runs meanwhile
             # locks the file row (SELECT ... FOR UPDATE), so either it sees the file advanced
@@ -363,7 +363,7 @@ class StepRunner:
             if moved[0] not in RUNNABLE:
                 conn.execute(_RETIRE_TOKEN, keys)
                 token = None
-            logger.flush(session)
+            logger.write(conn)
         if token is None:
             return None
         return next_step_for(self.settings, job, binary, call.file_index, call.step_index + 1,
@@ -382,25 +382,24 @@ class StepRunner:
     def _fail_file(self, job: JobSnapshot, call: StepCall, file_name: str, message: str,
                    logger: JobLogger) -> None:
         logger.error(f"{message} on file {file_name}")
-        with session_scope(self.settings.sql_url) as session:
-            failed = session.execute(
-                update(JobFile)
-                .where(JobFile.job_id == job.id, JobFile.file_index == call.file_index,
-                       JobFile.next_step == call.step_index,
-                       JobFile.status == FileStatus.PENDING.value)
+        with connection_scope(self.settings.sql_url) as conn:
+            failed = conn.execute(
+                update(_files)
+                .where(_files.c.job_id == job.id, _files.c.file_index == call.file_index,
+                       _files.c.next_step == call.step_index,
+                       _files.c.status == FileStatus.PENDING.value)
                 .values(status=FileStatus.FAILED.value, failed_step=call.step_index,
                         num_records=1, num_errors=1, num_checkpoint_failed=0,
                         error_counts={message: 1}, claimed_by=None, claimed_until=None,
                         next_task_id=None, advanced_by=call.task_id)
             ).rowcount
-            logger.flush(session)
-            if failed == 1 and _count_finished_file(session, job.id):
-                self._finish_job_if_done(session, job, call.task_id)
+            logger.write(conn)
+            if failed == 1 and _count_finished_file(conn, job.id):
+                self._finish_job_if_done(conn, job, call.task_id)
 
-    def _finish_job_if_done(self, session: Session, job: JobSnapshot, task_id: str) -> None:
+    def _finish_job_if_done(self, conn: Connection, job: JobSnapshot, task_id: str) -> None:
         """Write the combined results and move the job to its final state, in the caller's
         transaction (idempotent: only a running or paused job with no pending file moves)."""
-        conn = session.connection()
         status = conn.execute(_JOB_STATUS, {"b_job_id": job.id}).scalar()
         if status not in (JobStatus.RUNNING.value, JobStatus.PAUSED.value):
             return
@@ -415,17 +414,19 @@ class StepRunner:
         write_atomic(output_path(self.settings, job) / "results.json",
                      json.dumps(combined, ensure_ascii=False).encode("utf-8"))
         target, message = _job_outcome(job, files)
-        if transition_job(session, job.id, target, message=message, strict=False):
+        with session_on(conn) as session:  # the final state's deliveries are ORM rows
+            moved = transition_job(session, job.id, target, message=message, strict=False)
+        if moved:
             logger = JobLogger(job.id, task_id, job.trace_id, prefix=job.log_prefix)
             logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
-            logger.flush(session)
+            logger.write(conn)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _finish_file(session: Session, job: JobSnapshot, file_index: int, file_name: str,
+def _finish_file(conn: Connection, job: JobSnapshot, file_index: int, file_name: str,
                  records: list[dict], logger: JobLogger) -> None:
     num_errors = sum(1 for r in records if r.get("error"))
     num_checkpoint = sum(1 for r in records if r.get("checkpoint_failed"))
@@ -435,7 +436,7 @@ def _finish_file(session: Session, job: JobSnapshot, file_index: int, file_name:
         status = FileStatus.FAILED
     else:
         status = FileStatus.COMPLETE
-    session.connection().execute(
+    conn.execute(
         update(_files)
         .where(_files.c.job_id == job.id, _files.c.file_index == file_index)
         .values(
@@ -459,9 +460,9 @@ def _job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:
     return JobStatus.COMPLETE, f"Completed {label}"
 
 
-def _count_finished_file(session: Session, job_id: str) -> bool:
+def _count_finished_file(conn: Connection, job_id: str) -> bool:
     """Count one more finished file; True for the caller that finished the last one."""
-    done, total = session.connection().execute(_COUNT_FINISHED, {"b_job_id": job_id}).one()
+    done, total = conn.execute(_COUNT_FINISHED, {"b_job_id": job_id}).one()
     return done >= total
 
 

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from shared.models import JobLog
@@ -50,9 +50,14 @@ class JobLogger:
         self.log("ERROR", message)
 
     def flush(self, session: Session) -> None:
-        if self.entries:
+        if self.entries and session.new:
             session.flush()  # the job row may still be pending in this session
-            session.connection().execute(insert(JobLog.__table__), self.entries)
+        self.write(session.connection())
+
+    def write(self, conn: Connection) -> None:
+        """Insert the collected lines in ``conn``'s transaction, in one statement."""
+        if self.entries:
+            conn.execute(insert(JobLog.__table__), self.entries)
         self.entries = []
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from shared import deliveries, emails, webhooks
@@ -39,16 +39,19 @@ WEBHOOK = "webhook"
 EMAIL = "email"
 
 
+# Built once: every job that ends runs it, in the transaction that ends it.
+_JOB_FOR_NOTIFYING = select(
+    *(Job.__table__.c[name]
+      for name in ("settings", "message", "binary_path", "input_dir", "output_dir"))
+).where(Job.__table__.c.id == bindparam("b_job_id"))
+
+
 def schedule_for_job(session: Session, job_id: str, status: JobStatus) -> list[Delivery]:
     """Create the deliveries a job asked for (``webhook_config``, ``notification_emails``),
     due now. Called once per state change into NOTIFYING, in that change's transaction."""
     if status not in NOTIFYING:
         return []
-    job = session.execute(
-        select(Job.settings, Job.message, Job.binary_path, Job.input_dir, Job.output_dir).where(
-            Job.id == job_id
-        )
-    ).one_or_none()
+    job = session.connection().execute(_JOB_FOR_NOTIFYING, {"b_job_id": job_id}).one_or_none()
     if job is None:
         return []
     wanted = job.settings or {}
