@@ -74,7 +74,6 @@ def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str]
                    review_metrics: dict | None = None) -> dict:
     started = job.created_at.timestamp()
     finished = job.finished_at.timestamp() if job.finished_at else None
-    end = finished if finished is not None else None
     return {
         "curMsg": job.message,
         "state": SEED_STATUS[shown_status(job, steps_running)],
@@ -88,8 +87,8 @@ def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str]
         "is_flow_v3": True,
         "start_timestamp": started,
         "finish_timestamp": finished,
-        "runtime_sec": (end - (job.started_at or job.created_at).timestamp())
-        if end is not None else None,
+        "runtime_sec": (finished - (job.started_at or job.created_at).timestamp())
+        if finished is not None else None,
         "username": username,
         "priority": job.priority,
         "run_summary": summary.to_seed(),

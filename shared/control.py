@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.errors import Conflict, InvalidRequest
 from shared.execution import NextStep, schedule_files
 from shared.jobs import get_job_for, set_tags, transition_job
-from shared.models import Job, JobFile, JobTag, User
+from shared.listing import tagged_with_any
+from shared.models import Job, JobFile, User
 from shared.states import FileStatus, JobStatus
 from shared.users import Principal
 
@@ -180,8 +181,5 @@ def select_jobs_for_bulk(session: Session, principal: Principal, bulk: BulkFilte
     elif bulk.user:
         query = query.join(User, User.id == Job.owner_id).where(User.username == bulk.user)
     if bulk.tags:
-        query = query.where(
-            select(JobTag.job_id).where(and_(JobTag.job_id == Job.id,
-                                             JobTag.tag.in_(bulk.tags))).exists()
-        )
+        query = query.where(tagged_with_any(bulk.tags))
     return list(session.scalars(query.order_by(Job.created_at).with_for_update()))

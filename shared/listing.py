@@ -46,6 +46,11 @@ class JobFilter:
     reviewer: str | None = None
 
 
+def tagged_with_any(tags: tuple[str, ...]):
+    """A condition on Job: it carries at least one of ``tags``."""
+    return select(JobTag.job_id).where(JobTag.job_id == Job.id, JobTag.tag.in_(tags)).exists()
+
+
 def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tuple[list[Job], bool]:
     """A page of jobs, newest first, and whether another page follows."""
     query = select(Job).where(
@@ -71,11 +76,7 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
     if wanted.priority is not None:
         query = query.where(Job.priority == wanted.priority)
     if wanted.tags:
-        query = query.where(
-            select(JobTag.job_id)
-            .where(JobTag.job_id == Job.id, JobTag.tag.in_(wanted.tags))
-            .exists()
-        )
+        query = query.where(tagged_with_any(wanted.tags))
     if wanted.pipeline_ids:
         query = query.where(
             select(JobPipeline.job_id)
