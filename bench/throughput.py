@@ -5,7 +5,7 @@ worker process, so the ratio is what Flowbin's bookkeeping (store transactions, 
 logs) costs on top of Celery itself. Flowbin's runs are submitted through the API's own views
 (Flask's test client, in this process); the worker is a real `celery worker --pool prefork`.
 
-    .venv/bin/python bench/throughput.py [--runs 200] [--concurrency 2]
+    .venv/bin/python bench/throughput.py [--runs 200] [--rounds 3] [--concurrency 2]
         [--redis-url redis://...] [--database-url postgresql+psycopg://...]
 """
 
@@ -38,6 +38,9 @@ from workers.app import HARD_LIMIT_GRACE
 from workers.dispatch import broker_priority
 from workers.names import NOOP
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proc_cpu  # noqa: E402  (a sibling module of this script)
+
 # The checkout: the worker runs from here, like the Procfile's (the venv has it installed).
 REPO = Path(__file__).resolve().parents[1]
 FLOW = """
@@ -65,6 +68,8 @@ WARMUP_RUNS = 4
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200, help="runs measured on each side")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of both sides; the median round is reported")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--redis-url", default="", help="an existing Redis (else embedded)")
     parser.add_argument("--database-url", default="", help="e.g. PostgreSQL (else SQLite)")
@@ -164,7 +169,43 @@ class CelerySide:
         return time.perf_counter() - started
 
 
-def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
+def cpu_meter(worker: subprocess.Popen, redis_pid: int | None, postgres: bool):
+    """A function that returns CPU seconds so far per process group (Linux), or None."""
+    if not proc_cpu.available():
+        return lambda: None
+    processes = {"bench process (API)": os.getpid(), "worker main": worker.pid}
+    by_name = {} if redis_pid else {"redis": "redis-server"}
+    if redis_pid:
+        processes["redis"] = redis_pid
+    if postgres:
+        by_name["postgresql"] = "postgres"
+    return lambda: proc_cpu.snapshot(processes, {"worker pool": worker.pid}, by_name)
+
+
+def timed(run: Callable[[str, int], float], batch: str, n: int,
+          meter) -> tuple[float, dict | None]:
+    before = meter()
+    elapsed = run(batch, n)
+    after = meter()
+    return elapsed, (None if before is None else {k: after[k] - before[k] for k in after})
+
+
+def print_cpu(runs: int, sides: dict[str, dict | None]) -> None:
+    if any(cpu is None for cpu in sides.values()):
+        return
+    print("CPU ms per run:")
+    labels = list(next(iter(sides.values())))
+    for label in [*labels, "total"]:
+        cells = []
+        for cpu in sides.values():
+            seconds = sum(cpu.values()) if label == "total" else cpu[label]
+            cells.append(f"{1000 * seconds / runs:7.2f}")
+        print(f"  {label:<22}" + "".join(cells))
+    print(f"  {'':<22}" + "".join(f"{name:>7}" for name in sides))
+
+
+def measure(args: argparse.Namespace, data_dir: Path, redis_url: str,
+            redis_pid: int | None = None) -> None:
     tag = uuid.uuid4().hex[:8]  # job ids and the user stay apart from an earlier run's
     settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
     migrate.upgrade(settings.sql_url)
@@ -186,8 +227,14 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
         # Warm-up: worker children import the tasks, open connections, load the binary.
         raw.run(f"{tag}-warm", WARMUP_RUNS)
         flowbin.run(f"{tag}-warm", WARMUP_RUNS)
-        raw_s = raw.run(f"{tag}-raw", args.runs)
-        flowbin_s = flowbin.run(f"{tag}-fb", args.runs)
+        meter = cpu_meter(worker, redis_pid, args.database_url.startswith("postgresql"))
+        # Rounds alternate the two sides, so a slow spell of a shared machine falls on both
+        # sides of one round rather than on one side of the whole comparison.
+        rounds = []
+        for number in range(args.rounds):
+            raw_s, raw_cpu = timed(raw.run, f"{tag}-raw{number}", args.runs, meter)
+            flowbin_s, flowbin_cpu = timed(flowbin.run, f"{tag}-fb{number}", args.runs, meter)
+            rounds.append((raw_s, flowbin_s, raw_cpu, flowbin_cpu))
     except BaseException:
         print(f"--- worker log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
         raise
@@ -196,10 +243,16 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
         worker.wait(timeout=30)
 
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
-    print(f"store: {store}, worker concurrency: {args.concurrency}")
-    print(f"flowbin: {args.runs} runs in {flowbin_s:.1f} s = {args.runs / flowbin_s:.1f} runs/s")
-    print(f"raw celery chain: {args.runs} runs in {raw_s:.1f} s = {args.runs / raw_s:.1f} runs/s")
+    print(f"store: {store}, worker concurrency: {args.concurrency}, {args.runs} runs a side")
+    for number, (raw_s, flowbin_s, _, _) in enumerate(rounds, 1):
+        print(f"round {number}: flowbin {args.runs / flowbin_s:6.1f} runs/s, "
+              f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}")
+    raw_s, flowbin_s, raw_cpu, flowbin_cpu = sorted(rounds, key=lambda r: r[0] / r[1])[
+        len(rounds) // 2]
+    print(f"median round: flowbin {args.runs / flowbin_s:.1f} runs/s, "
+          f"raw celery chain {args.runs / raw_s:.1f} runs/s")
     print(f"ratio: {raw_s / flowbin_s:.2f} (target >= 0.5)")
+    print_cpu(args.runs, {"raw": raw_cpu, "flowbin": flowbin_cpu})
 
 
 def main() -> None:
@@ -211,7 +264,7 @@ def main() -> None:
             measure(args, data_dir, args.redis_url)
             return
         with EmbeddedRedis(Path(tmp) / "redis") as server:
-            measure(args, data_dir, server.url)
+            measure(args, data_dir, server.url, server.process.pid)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import connection_scope, session_on, session_scope
+from shared.db import connection_scope, session_scope
 from shared.drive import write_atomic
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary, load_binary
 from shared.joblog import JobLogger
 from shared.jobs import new_task_id, transition_job
 from shared.models import Job, JobFile
+from shared.prepared import Prepared, one_of
 from shared.runs import input_path, output_path
 from shared.states import FileStatus, JobStatus
 
@@ -38,8 +39,9 @@ from shared.states import FileStatus, JobStatus
 CLAIM_GRACE = timedelta(seconds=60)
 RUNNABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
-# The statements every step runs, built once as Core statements with bound parameters: building
-# SQLAlchemy expressions and syncing ORM sessions cost more than the SQL itself here.
+# The statements every step runs: Core statements built once and run as Prepared statements
+# (shared/prepared.py), because SQLAlchemy's per-execution work costs more than the SQL here.
+# Each passes ``updated_at`` itself (a prepared statement runs no column defaults).
 _files = JobFile.__table__
 _jobs = Job.__table__
 _THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
@@ -48,7 +50,8 @@ _THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
 _JOB_STATUS_OF_FILE = (
     select(_jobs.c.status).where(_jobs.c.id == _files.c.job_id).scalar_subquery()
 )
-_CLAIM = (
+_NOW = bindparam("now", type_=_files.c.updated_at.type)
+_CLAIM = Prepared(
     update(_files)
     .where(*_THIS_FILE,
            _files.c.next_step == bindparam("step"),
@@ -57,24 +60,29 @@ _CLAIM = (
                _files.c.claimed_by == bindparam("task_id")),
            _files.c.attempts < bindparam("max_attempts"),
            select(_jobs.c.id)
-           .where(_jobs.c.id == bindparam("b_job_id"), _jobs.c.status.in_(RUNNABLE))
+           .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, RUNNABLE))
            .exists())
     .values(attempts=_files.c.attempts + 1, claimed_by=bindparam("task_id"), next_task_id=None,
-            claimed_until=bindparam("until", type_=_files.c.claimed_until.type))
+            claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
+            updated_at=_NOW)
     .returning(_files.c.file_name, _JOB_STATUS_OF_FILE)
 )
-_JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id"))
+# Every file's outcome, each row with the job's state (one read decides whether the job ends).
 _FILE_OUTCOMES = (
-    select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors)
+    select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors,
+           _JOB_STATUS_OF_FILE.label("job_status"))
     .where(_files.c.job_id == bindparam("b_job_id"))
     .order_by(_files.c.file_index)
 )
-_RETIRE_TOKEN = update(_files).where(*_THIS_FILE).values(next_task_id=None)
+_RETIRE_TOKEN = Prepared(
+    update(_files).where(*_THIS_FILE).values(next_task_id=None, updated_at=_NOW)
+)
 
 
-def _advance_statement(failed: bool, stopped_at_checkpoint: bool):
+def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: bool):
     """The compare-and-set that moves a file past its step, and remembers where records first
-    failed or stopped (where a retry starts)."""
+    failed or stopped (where a retry starts); at the file's last step it also records how the
+    file ended."""
     values = {
         "next_step": _files.c.next_step + 1,
         "attempts": 0,
@@ -83,12 +91,17 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool):
         "advanced_by": bindparam("task_id"),
         "next_task_id": bindparam("next_token"),
         "num_filtered": _files.c.num_filtered + bindparam("filtered"),
+        "updated_at": _NOW,
     }
     if failed:
         values["failed_step"] = func.coalesce(_files.c.failed_step, bindparam("step"))
     if stopped_at_checkpoint:
         values["checkpoint_step"] = func.coalesce(_files.c.checkpoint_step, bindparam("step"))
-    return (
+    if file_ends:
+        for column in ("status", "num_records", "num_errors", "num_checkpoint_failed",
+                       "error_counts"):
+            values[column] = bindparam(f"end_{column}", type_=_files.c[column].type)
+    return Prepared(
         update(_files)
         .where(*_THIS_FILE, _files.c.next_step == bindparam("step"),
                _files.c.status == FileStatus.PENDING.value,
@@ -98,9 +111,9 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool):
     )
 
 
-_ADVANCE = {(failed, stopped): _advance_statement(failed, stopped)
-            for failed in (False, True) for stopped in (False, True)}
-_COUNT_FINISHED = (
+_ADVANCE = {(failed, stopped, ends): _advance_statement(failed, stopped, ends)
+            for failed in (False, True) for stopped in (False, True) for ends in (False, True)}
+_COUNT_FINISHED = Prepared(
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_job_id"))
     .values(files_done=_jobs.c.files_done + 1)
@@ -254,18 +267,17 @@ class StepRunner:
         job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
         with connection_scope(self.settings.sql_url) as conn:
-            claimed = conn.execute(_CLAIM, {
+            now = _now()
+            claimed = _CLAIM.first(conn, {
                 "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
                 "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
-                "until": _now() + timedelta(seconds=limit) + CLAIM_GRACE,
-            }).first()
+                "until": now + timedelta(seconds=limit) + CLAIM_GRACE, "now": now,
+            })
             if claimed is None:
                 return None
             file_name, job_status = claimed
             if job_status == JobStatus.QUEUED.value:  # the job's first step (or since resume)
-                with session_on(conn) as session:
-                    transition_job(session, job.id, JobStatus.RUNNING, message="Running",
-                                   strict=False)
+                transition_job(conn, job.id, JobStatus.RUNNING, message="Running", strict=False)
         return file_name
 
     def _refused(self, job: JobSnapshot, binary: CompiledBinary,
@@ -296,8 +308,10 @@ class StepRunner:
         # The redelivery of a step whose worker died after committing it: do what that
         # worker would have done next.
         if row.status != FileStatus.PENDING.value:
+            logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
             with connection_scope(self.settings.sql_url) as conn:
-                self._finish_job_if_done(conn, job, call.task_id)
+                self._finish_job_if_done(conn, job, logger)
+                logger.write(conn)
             return None
         if row.job_status not in RUNNABLE or not row.next_task_id:
             return None
@@ -336,32 +350,33 @@ class StepRunner:
         file_ends = call.step_index + 1 == len(binary.steps) or not live
         logger.info(f"Finished step '{step.id}' on file {file_name}: {len(records)} records, "
                     f"{len(records) - live} stopped, {outcome.filtered} filtered")
+        final = None
         if file_ends:
+            final = runtime.final_results(records, runtime.output_schema_of(job.settings))
             write_atomic(results_file(self.settings, job, file_name),
-                         json.dumps(runtime.final_results(records,
-                                                          runtime.output_schema_of(job.settings)),
-                                    ensure_ascii=False).encode("utf-8"))
+                         json.dumps(final, ensure_ascii=False).encode("utf-8"))
         token = None if file_ends else new_task_id()
         keys = {"b_job_id": job.id, "b_file_index": call.file_index}
+        params = {**keys, "step": call.step_index, "task_id": call.task_id,
+                  "next_token": token, "filtered": outcome.filtered, "now": _now()}
+        if file_ends:
+            params.update(_file_ending(records))
+            logger.info(f"File {file_name} finished: {params['end_status']}")
         with connection_scope(self.settings.sql_url) as conn:
-            moved = conn.execute(
-                _ADVANCE[bool(outcome.failed), bool(outcome.checkpoint_failed)],
-                {**keys, "step": call.step_index, "task_id": call.task_id,
-                 "next_token": token, "filtered": outcome.filtered},
-            ).first()
+            moved = _ADVANCE[bool(outcome.failed), bool(outcome.checkpoint_failed),
+                             file_ends].first(conn, params)
             if moved is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if file_ends:
-                _finish_file(conn, job, call.file_index, file_name, records, logger)
-                logger.write(conn)
                 if _count_finished_file(conn, job.id):
-                    self._finish_job_if_done(conn, job, call.task_id)
+                    self._finish_job_if_done(conn, job, logger, known={file_name: final})
+                logger.write(conn)
                 return None
             # The job's state as of the file's UPDATE: a resume or cancel that runs meanwhile
             # locks the file row (SELECT ... FOR UPDATE), so either it sees the file advanced
             # or this sees its new state. A pause committed first stops the file here.
             if moved[0] not in RUNNABLE:
-                conn.execute(_RETIRE_TOKEN, keys)
+                _RETIRE_TOKEN.execute(conn, {**keys, "now": params["now"]}).close()
                 token = None
             logger.write(conn)
         if token is None:
@@ -393,41 +408,44 @@ class StepRunner:
                         error_counts={message: 1}, claimed_by=None, claimed_until=None,
                         next_task_id=None, advanced_by=call.task_id)
             ).rowcount
-            logger.write(conn)
             if failed == 1 and _count_finished_file(conn, job.id):
-                self._finish_job_if_done(conn, job, call.task_id)
+                self._finish_job_if_done(conn, job, logger)
+            logger.write(conn)
 
-    def _finish_job_if_done(self, conn: Connection, job: JobSnapshot, task_id: str) -> None:
+    def _finish_job_if_done(self, conn: Connection, job: JobSnapshot, logger: JobLogger,
+                            known: dict[str, list[dict]] | None = None) -> None:
         """Write the combined results and move the job to its final state, in the caller's
-        transaction (idempotent: only a running or paused job with no pending file moves)."""
-        status = conn.execute(_JOB_STATUS, {"b_job_id": job.id}).scalar()
-        if status not in (JobStatus.RUNNING.value, JobStatus.PAUSED.value):
-            return
+        transaction (idempotent: only a running or paused job with no pending file moves).
+        ``known`` holds final results the caller has in hand, by file name; the rest are read
+        back from the files' results. The caller writes ``logger``'s lines."""
         files = conn.execute(_FILE_OUTCOMES, {"b_job_id": job.id}).all()
+        if not files or files[0].job_status not in (JobStatus.RUNNING.value,
+                                                    JobStatus.PAUSED.value):
+            return
         if any(row.status == FileStatus.PENDING.value for row in files):
             return
         combined = []
         for row in files:
+            if known and row.file_name in known:
+                combined.extend(known[row.file_name])
+                continue
             path = results_file(self.settings, job, row.file_name)
             if path.exists():
                 combined.extend(json.loads(path.read_text("utf-8")))
         write_atomic(output_path(self.settings, job) / "results.json",
                      json.dumps(combined, ensure_ascii=False).encode("utf-8"))
         target, message = _job_outcome(job, files)
-        with session_on(conn) as session:  # the final state's deliveries are ORM rows
-            moved = transition_job(session, job.id, target, message=message, strict=False)
-        if moved:
-            logger = JobLogger(job.id, task_id, job.trace_id, prefix=job.log_prefix)
+        if transition_job(conn, job.id, target, message=message, strict=False):
             logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
-            logger.write(conn)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _finish_file(conn: Connection, job: JobSnapshot, file_index: int, file_name: str,
-                 records: list[dict], logger: JobLogger) -> None:
+def _file_ending(records: list[dict]) -> dict:
+    """How a file whose records all stopped or reached the last step ended, as the parameters
+    of the advance statement that records it."""
     num_errors = sum(1 for r in records if r.get("error"))
     num_checkpoint = sum(1 for r in records if r.get("checkpoint_failed"))
     if num_checkpoint:
@@ -436,16 +454,13 @@ def _finish_file(conn: Connection, job: JobSnapshot, file_index: int, file_name:
         status = FileStatus.FAILED
     else:
         status = FileStatus.COMPLETE
-    conn.execute(
-        update(_files)
-        .where(_files.c.job_id == job.id, _files.c.file_index == file_index)
-        .values(
-            status=status.value, num_records=len(records), num_errors=num_errors,
-            num_checkpoint_failed=num_checkpoint,
-            error_counts=runtime.record_error_counts(records),
-        )
-    )
-    logger.info(f"File {file_name} finished: {status.value}")
+    return {
+        "end_status": status.value,
+        "end_num_records": len(records),
+        "end_num_errors": num_errors,
+        "end_num_checkpoint_failed": num_checkpoint,
+        "end_error_counts": runtime.record_error_counts(records),
+    }
 
 
 def _job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:
@@ -462,7 +477,7 @@ def _job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:
 
 def _count_finished_file(conn: Connection, job_id: str) -> bool:
     """Count one more finished file; True for the caller that finished the last one."""
-    done, total = conn.execute(_COUNT_FINISHED, {"b_job_id": job_id}).one()
+    done, total = _COUNT_FINISHED.first(conn, {"b_job_id": job_id})
     return done >= total
 
 

@@ -10,12 +10,18 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from shared.models import JobLog
+from shared.prepared import Prepared
 
 LOG_PAGE_SIZE = 1000
+_COLUMNS = ("job_id", "task_id", "level", "ts", "trace_id", "span_id", "message")
+# Every step writes its lines: a prepared statement (shared/prepared.py).
+_INSERT_LINES = Prepared(
+    insert(JobLog.__table__).values({name: bindparam(name) for name in _COLUMNS})
+)
 
 
 @dataclass
@@ -57,7 +63,7 @@ class JobLogger:
     def write(self, conn: Connection) -> None:
         """Insert the collected lines in ``conn``'s transaction, in one statement."""
         if self.entries:
-            conn.execute(insert(JobLog.__table__), self.entries)
+            _INSERT_LINES.execute_many(conn, self.entries)
         self.entries = []
 
 

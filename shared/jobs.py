@@ -10,12 +10,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shared import notifications
 from shared.errors import Conflict, InvalidRequest, InvalidTransition, NotFound
 from shared.models import Job, JobFile, JobTag
+from shared.prepared import Prepared, one_of
 from shared.states import FILE_FINISHED, FileStatus, JobStatus, allowed_sources
 from shared.users import Principal
 
@@ -110,15 +111,22 @@ def _transition_statement(target: JobStatus):
     if target == JobStatus.QUEUED:
         values["finished_at"] = None
     sources = sorted(source.value for source in allowed_sources(target))
-    return (
+    # The row comes back from the UPDATE itself: a job that ends hands its receivers' settings
+    # to the notifications without another read.
+    returned = (
+        notifications.JOB_COLUMNS_FOR_NOTIFYING if target in notifications.NOTIFYING
+        else (jobs.c.id,)
+    )
+    return Prepared(
         update(jobs)
-        .where(jobs.c.id == bindparam("b_job_id"), jobs.c.status.in_(sources))
+        .where(jobs.c.id == bindparam("b_job_id"), one_of(jobs.c.status, sources))
         .values(**values)
+        .returning(*returned)
     )
 
 
 def transition_job(
-    session: Session,
+    store: Session | Connection,
     job_id: str,
     target: JobStatus,
     *,
@@ -129,18 +137,19 @@ def transition_job(
 
     The check and the write are one conditional UPDATE, so concurrent writers cannot both win.
     Returns whether the job moved; with ``strict`` a refused move raises InvalidTransition.
+    Runs in the transaction of ``store``: an ORM session's, or a bare connection's (workers).
     """
-    result = session.connection().execute(
-        _transition_statement(target),
-        {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)},
+    conn = store.connection() if isinstance(store, Session) else store
+    moved = _transition_statement(target).first(
+        conn, {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)}
     )
-    if result.rowcount == 1:
+    if moved is not None:
         # In this same transaction: a job that ended always has its webhook and email
         # deliveries, and a rolled-back change has none (shared/notifications.py).
-        notifications.schedule_for_job(session, job_id, target)
+        notifications.schedule_for_job(conn, job_id, target, moved)
         return True
     if strict:
-        current = session.scalar(select(Job.status).where(Job.id == job_id))
+        current = conn.execute(select(Job.status).where(Job.id == job_id)).scalar()
         if current is None:
             raise NotFound(f"no job with id {job_id!r}")
         raise InvalidTransition(

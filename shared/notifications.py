@@ -13,8 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, insert
 
 from shared import deliveries, emails, webhooks
 from shared.config import Settings
@@ -39,53 +38,51 @@ WEBHOOK = "webhook"
 EMAIL = "email"
 
 
-# Built once: every job that ends runs it, in the transaction that ends it.
-_JOB_FOR_NOTIFYING = select(
-    *(Job.__table__.c[name]
-      for name in ("settings", "message", "binary_path", "input_dir", "output_dir"))
-).where(Job.__table__.c.id == bindparam("b_job_id"))
+# What a job's receivers are told, returned by the UPDATE that ends the job (shared/jobs.py).
+JOB_COLUMNS_FOR_NOTIFYING = tuple(
+    Job.__table__.c[name]
+    for name in ("settings", "message", "binary_path", "input_dir", "output_dir")
+)
+_INSERT_DELIVERIES = insert(Delivery.__table__)
 
 
-def schedule_for_job(session: Session, job_id: str, status: JobStatus) -> list[Delivery]:
+def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Row) -> int:
     """Create the deliveries a job asked for (``webhook_config``, ``notification_emails``),
-    due now. Called once per state change into NOTIFYING, in that change's transaction."""
+    due now; ``job`` holds JOB_COLUMNS_FOR_NOTIFYING as of the change. Called once per state
+    change into NOTIFYING, in that change's transaction; returns how many were created."""
     if status not in NOTIFYING:
-        return []
-    job = session.connection().execute(_JOB_FOR_NOTIFYING, {"b_job_id": job_id}).one_or_none()
-    if job is None:
-        return []
+        return 0
     wanted = job.settings or {}
     webhook = wanted.get("webhook_config") or None
     addresses = list(dict.fromkeys(wanted.get("notification_emails") or []))
     if not webhook and not addresses:
-        return []
+        return 0
     body = webhooks.payload(
         job_id, status, job.message, job.binary_path, job.input_dir, job.output_dir
     )
     now = deliveries.utcnow()
 
-    def delivery(channel: str, target: str, headers: dict, payload: dict) -> Delivery:
-        return Delivery(
-            job_id=job_id,
-            channel=channel,
-            target=target,
-            headers=headers,
-            payload=payload,
-            status=DeliveryStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            last_error="",
-            created_at=now,
-        )
+    def delivery(channel: str, target: str, headers: dict, payload: dict) -> dict:
+        return {
+            "job_id": job_id,
+            "channel": channel,
+            "target": target,
+            "headers": headers,
+            "payload": payload,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+        }
 
     rows = []
     if webhook and webhook.get("url"):
         rows.append(delivery(WEBHOOK, webhook["url"], dict(webhook.get("headers") or {}), body))
     mail = emails.content(job_id, status, job.message, body)
     rows.extend(delivery(EMAIL, address, {}, mail) for address in addresses)
-    session.add_all(rows)
-    session.flush()
-    return rows
+    conn.execute(_INSERT_DELIVERIES, rows)
+    return len(rows)
 
 
 SENDERS: dict[str, Callable[[Settings, Claim], AttemptResult]] = {

@@ -15,6 +15,8 @@ def broker_priority(user_priority: int) -> int:
 
 
 def publish_step(app: Celery, step: NextStep) -> None:
+    # send_task ignores task_ignore_result: without ignore_result=True every send would
+    # SUBSCRIBE to a result channel that nothing ever reads.
     app.send_task(
         RUN_STEP,
         args=(step.call.job_id, step.call.file_index, step.call.step_index),
@@ -22,6 +24,7 @@ def publish_step(app: Celery, step: NextStep) -> None:
         priority=broker_priority(step.priority),
         soft_time_limit=step.time_limit,
         time_limit=step.time_limit + HARD_LIMIT_GRACE,
+        ignore_result=True,
     )
 
 
@@ -42,4 +45,4 @@ def revoke(app: Celery, running: list[str], queued: list[str]) -> None:
 
 
 def publish_compile(app: Celery, job_id: str) -> None:
-    app.send_task(COMPILE, args=(job_id,), priority=broker_priority(5))
+    app.send_task(COMPILE, args=(job_id,), priority=broker_priority(5), ignore_result=True)

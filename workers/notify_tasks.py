@@ -26,6 +26,6 @@ def publish_deliver_due(app: Celery, expires: float) -> None:
     """Ask for a delivery round now (a redelivery), instead of waiting for the next tick. Beat
     is the guarantee, so a broker that is down only delays the round."""
     try:
-        app.send_task(DELIVER_DUE, priority=DELIVERY_PRIORITY, expires=expires)
+        app.send_task(DELIVER_DUE, priority=DELIVERY_PRIORITY, expires=expires, ignore_result=True)
     except Exception:  # kombu raises a variety of connection errors
         log.warning("could not publish %s; beat will run it", DELIVER_DUE, exc_info=True)

@@ -20,6 +20,7 @@ blp = Blueprint(
 @blp.route("")
 class Health(MethodView):
     def get(self):
-        with store() as session:
+        # Read-only: on SQLite a liveness probe must not queue behind a writer's lock.
+        with store(read_only=True) as session:
             session.execute(text("SELECT 1"))
         return {"status": "OK"}

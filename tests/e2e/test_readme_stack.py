@@ -75,7 +75,8 @@ def banner_redis_port(log: Path) -> int | None:
 def health_ok(url_base: str) -> bool:
     try:
         return requests.get(f"{url_base}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    # Refused while gunicorn binds, or slow while its worker still imports the app.
+    except (requests.ConnectionError, requests.Timeout):
         return False
 
 
