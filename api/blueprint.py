@@ -38,6 +38,13 @@ class Blueprint(flask_smorest.Blueprint):
         if authenticated:
             self.before_request(_require_principal)
 
+    def arguments(self, schema, *args, **kwargs):
+        # One schema instance per endpoint: handed a class, webargs builds a new schema (and
+        # every nested one) on each request. Loading keeps no state on the instance.
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
+
 
 def _require_principal() -> None:
     header = request.headers.get("Authorization", "")

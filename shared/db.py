@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -26,13 +27,42 @@ def _begin(conn) -> None:
     # locked" if another process wrote meanwhile; taking the write lock at BEGIN avoids that.
     # Read-only transactions (status polls, token checks) need no lock and must not queue
     # behind the workers' writes.
+    # Straight on the DBAPI connection: every transaction starts here, and a full SQLAlchemy
+    # execution costs more than the BEGIN itself.
+    driver = conn.connection.driver_connection
     if conn.get_execution_options().get("flowbin_read_only"):
-        conn.exec_driver_sql("BEGIN")
+        driver.execute("BEGIN")
     else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver.execute("BEGIN IMMEDIATE")
+
+
+# A pooled connection idle longer than this is pinged before use; one used more recently is
+# trusted. Pinging on every checkout (pool_pre_ping) would cost a round trip per transaction on
+# the workers' hot path; a connection lost while in use raises OperationalError, which the step
+# task retries (workers/tasks.py).
+IDLE_PING_AFTER = 5.0
+
+
+def _note_checkin(_dbapi_connection, record) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _pinger(dialect):
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", 0.0) <= IDLE_PING_AFTER:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # end the transaction the ping opened
+        except dialect.loaded_dbapi.Error as error:
+            # The pool drops this connection and checks out a new one.
+            raise exc.DisconnectionError(f"the pooled connection is gone: {error}") from error
+
+    return ping_if_idle
 
 
 _engines: dict[str, Engine] = {}
+_read_only_engines: dict[str, Engine] = {}
 _sessionmakers: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
@@ -44,7 +74,9 @@ def engine_for(url: str) -> Engine:
             event.listen(engine, "connect", _tune_sqlite)
             event.listen(engine, "begin", _begin)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            engine = create_engine(url, pool_size=5, max_overflow=10)
+            event.listen(engine, "checkin", _note_checkin)
+            event.listen(engine, "checkout", _pinger(engine.dialect))
         _engines[url] = engine
     return engine
 
@@ -73,9 +105,14 @@ def session_scope(url: str, *, read_only: bool = False) -> Iterator[Session]:
 
 
 @contextmanager
-def connection_scope(url: str) -> Iterator[Connection]:
-    """One write transaction on a bare connection, for hot paths that need no ORM session."""
-    with engine_for(url).begin() as conn:
+def connection_scope(url: str, *, read_only: bool = False) -> Iterator[Connection]:
+    """One transaction on a bare connection, for hot paths that need no ORM session;
+    ``read_only`` ones must not write (on SQLite they do not take the write lock)."""
+    engine = engine_for(url)
+    if read_only:
+        engine = _read_only_engines.get(url) or _read_only_engines.setdefault(
+            url, engine.execution_options(flowbin_read_only=True))
+    with engine.begin() as conn:
         yield conn
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
@@ -68,7 +69,7 @@ _CLAIM = Prepared(
     .returning(_files.c.file_name, _JOB_STATUS_OF_FILE)
 )
 # Every file's outcome, each row with the job's state (one read decides whether the job ends).
-_FILE_OUTCOMES = (
+_FILE_OUTCOMES = Prepared(
     select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors,
            _JOB_STATUS_OF_FILE.label("job_status"))
     .where(_files.c.job_id == bindparam("b_job_id"))
@@ -158,15 +159,15 @@ class JobSnapshot:
     flow_type: str
 
 
-_SNAPSHOT = select(
+_SNAPSHOT = Prepared(select(
     *[Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__]
-).where(Job.__table__.c.id == bindparam("b_job_id"))
+).where(Job.__table__.c.id == bindparam("b_job_id")))
 
 
 @functools.lru_cache(maxsize=1024)
 def job_snapshot(url: str, job_id: str) -> JobSnapshot | None:
-    with session_scope(url, read_only=True) as session:
-        row = session.connection().execute(_SNAPSHOT, {"b_job_id": job_id}).first()
+    with connection_scope(url, read_only=True) as conn:
+        row = _SNAPSHOT.first(conn, {"b_job_id": job_id})
     return JobSnapshot(*row) if row is not None else None
 
 
@@ -252,6 +253,8 @@ class StepRunner:
             return self._execute(call, job, binary, file_name, logger)
         except self.passthrough:
             raise
+        except OperationalError:
+            raise  # the store failed, not the step: the task sends its message again
         except Exception as error:
             # A failure outside the per-record handling (unreadable input, a full disk): the
             # file fails at this step, with the reason, instead of staying pending forever.
@@ -376,7 +379,7 @@ class StepRunner:
             # locks the file row (SELECT ... FOR UPDATE), so either it sees the file advanced
             # or this sees its new state. A pause committed first stops the file here.
             if moved[0] not in RUNNABLE:
-                _RETIRE_TOKEN.execute(conn, {**keys, "now": params["now"]}).close()
+                _RETIRE_TOKEN.execute(conn, {**keys, "now": params["now"]})
                 token = None
             logger.write(conn)
         if token is None:
@@ -418,7 +421,7 @@ class StepRunner:
         transaction (idempotent: only a running or paused job with no pending file moves).
         ``known`` holds final results the caller has in hand, by file name; the rest are read
         back from the files' results. The caller writes ``logger``'s lines."""
-        files = conn.execute(_FILE_OUTCOMES, {"b_job_id": job.id}).all()
+        files = _FILE_OUTCOMES.all(conn, {"b_job_id": job.id})
         if not files or files[0].job_status not in (JobStatus.RUNNING.value,
                                                     JobStatus.PAUSED.value):
             return

@@ -12,11 +12,12 @@ parameters (use ``one_of``).
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, literal_column
+from sqlalchemy import Connection, exc, literal_column
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import Executable
@@ -27,6 +28,22 @@ def one_of(column: ColumnElement, values: Iterable[str]) -> ColumnElement[bool]:
     parameters to render at every execution. Only for the code's own constants."""
     quoted = ["'" + value.replace("'", "''") + "'" for value in values]
     return column.in_([literal_column(text) for text in quoted])
+
+
+@contextmanager
+def _as_sqlalchemy_errors(conn: Connection, sql: str) -> Iterator[None]:
+    """Driver errors as SQLAlchemy raises them (IntegrityError, OperationalError, ...), and a
+    lost connection invalidated, so callers and retries see one kind of error everywhere."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as error:
+        lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(error)
+        raise exc.DBAPIError.instance(sql, None, error, dbapi.Error,
+                                      connection_invalidated=lost,
+                                      dialect=conn.dialect) from error
 
 
 @dataclass(frozen=True)
@@ -101,32 +118,46 @@ class Prepared:
         return {name: value(params)
                 for name, value in zip(compiled.names, compiled.values, strict=True)}
 
-    def execute(self, conn: Connection, params: dict):
+    def execute(self, conn: Connection, params: dict) -> None:
         compiled = self._for(conn)
         cursor = conn.connection.driver_connection.cursor()
-        cursor.execute(compiled.sql, self._arguments(compiled, params))
-        return cursor
+        try:
+            with _as_sqlalchemy_errors(conn, compiled.sql):
+                cursor.execute(compiled.sql, self._arguments(compiled, params))
+        finally:
+            cursor.close()
 
     def execute_many(self, conn: Connection, rows: list[dict]) -> None:
         compiled = self._for(conn)
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.executemany(compiled.sql, [self._arguments(compiled, row) for row in rows])
+            with _as_sqlalchemy_errors(conn, compiled.sql):
+                cursor.executemany(compiled.sql, [self._arguments(compiled, r) for r in rows])
         finally:
             cursor.close()
 
     def first(self, conn: Connection, params: dict) -> tuple | None:
         """The first row the statement returns (a named tuple), or None."""
+        rows = self._fetch(conn, params, many=False)
+        return rows[0] if rows else None
+
+    def all(self, conn: Connection, params: dict) -> list[tuple]:
+        """Every row the statement returns, as named tuples."""
+        return self._fetch(conn, params, many=True)
+
+    def _fetch(self, conn: Connection, params: dict, many: bool) -> list[tuple]:
         compiled = self._for(conn)
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.execute(compiled.sql, self._arguments(compiled, params))
-            raw = cursor.fetchone() if cursor.description else None
+            with _as_sqlalchemy_errors(conn, compiled.sql):
+                cursor.execute(compiled.sql, self._arguments(compiled, params))
+                if not cursor.description or compiled.row is None:
+                    return []
+                raw = cursor.fetchall() if many else [cursor.fetchone()]
         finally:
             cursor.close()
-        if raw is None or compiled.row is None:
-            return None
-        return compiled.row._make(
-            value if process is None else process(value)
-            for value, process in zip(raw, compiled.results, strict=True)
-        )
+        return [
+            compiled.row._make(value if process is None else process(value)
+                               for value, process in zip(row, compiled.results, strict=True))
+            for row in raw if row is not None
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
 
 from shared.compiling import run_compile
 from shared.execution import StepCall, StepRunner
@@ -12,8 +13,14 @@ from workers.app import worker_settings
 from workers.dispatch import publish_step, publish_steps
 from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
 
+# A store that is briefly unreachable (a restarted PostgreSQL, SQLite busy past its timeout)
+# raises OperationalError. The step's message is sent again, with the same task id (the fencing
+# token) and priority, instead of being lost: a claim it did not record never lapses.
+STORE_RETRIES = 8
 
-@shared_task(name=RUN_STEP, bind=True)
+
+@shared_task(name=RUN_STEP, bind=True, autoretry_for=(OperationalError,),
+             max_retries=STORE_RETRIES, retry_backoff=1, retry_backoff_max=30, retry_jitter=True)
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
     runner = StepRunner(worker_settings(), passthrough=(SoftTimeLimitExceeded,))
     following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))

@@ -133,3 +133,37 @@ def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, 
     done = wait_done(stack, job_id)
     assert done["cur_status"]["status"] == "COMPLETE"
     assert control.lines("count") == ["after a.txt"]
+
+
+def test_a_step_whose_database_connection_is_lost_is_sent_again_and_finishes(stack, tmp_path):
+    """PostgreSQL drops every connection while a step runs (a restart, a failover): the step's
+    next statement fails, and the task sends its message again instead of losing the step."""
+    if stack.backend != "postgresql":
+        pytest.skip("needs a database server that can drop its clients' connections")
+    from sqlalchemy import text
+
+    from shared.db import engine_for
+
+    control = Control(tmp_path / "control")
+    root = f"alice/dropped-{stack.backend}"
+    binary = compile_flow(stack, root, GATED_FLOW)
+    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
+                                 "settings": {"runtime_config":
+                                              {"control_dir": str(control.path)}}})
+    job_id = response.get_json()["data"]["job_id"]
+    engine = engine_for(stack.settings.sql_url)
+    try:
+        wait_for(lambda: control.lines("started"), message="the step to start")
+        with engine.connect() as conn:
+            dropped = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        assert dropped >= 1  # the worker's connection among them
+    finally:
+        engine.dispose()  # this process's pooled connections were dropped too
+        control.open_gate()
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "COMPLETE"
+    # The held step could not record its end and ran again; the next step ran once.
+    assert len(control.lines("started")) == 2
+    assert control.lines("count") == ["after a.txt"]
