@@ -12,7 +12,7 @@ from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from shared.db import session_scope
+from shared.db import connection_scope
 from shared.errors import Unauthorized
 from shared.users import Principal, authenticate
 
@@ -54,8 +54,8 @@ def _require_principal() -> None:
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>'"
         )
     url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
-    with session_scope(url, read_only=True) as session:
-        g.principal = authenticate(session, credentials.strip())
+    with connection_scope(url, read_only=True) as conn:
+        g.principal = authenticate(conn, credentials.strip())
 
 
 def principal() -> Principal:

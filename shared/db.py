@@ -116,6 +116,11 @@ def connection_scope(url: str, *, read_only: bool = False) -> Iterator[Connectio
         yield conn
 
 
+def connection_of(store: Session | Connection) -> Connection:
+    """The connection of an ORM session's transaction, or the connection itself."""
+    return store.connection() if isinstance(store, Session) else store
+
+
 @contextmanager
 def session_on(conn: Connection) -> Iterator[Session]:
     """An ORM session inside ``conn``'s transaction: what it adds is flushed there, and the

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shared import notifications
+from shared.db import connection_of
 from shared.errors import Conflict, InvalidRequest, InvalidTransition, NotFound
 from shared.models import Job, JobFile, JobTag
 from shared.prepared import Prepared, one_of
@@ -35,11 +36,13 @@ def new_trace_id() -> str:
     return secrets.token_hex(8)
 
 
-_JOB_EXISTS = select(Job.__table__.c.id).where(Job.__table__.c.id == bindparam("b_job_id"))
+_JOB_EXISTS = Prepared(
+    select(Job.__table__.c.id).where(Job.__table__.c.id == bindparam("b_job_id"))
+)
 
 
-def ensure_job_id_free(session: Session, job_id: str) -> None:
-    if session.connection().execute(_JOB_EXISTS, {"b_job_id": job_id}).first() is not None:
+def ensure_job_id_free(store: Session | Connection, job_id: str) -> None:
+    if _JOB_EXISTS.first(connection_of(store), {"b_job_id": job_id}) is not None:
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id")
 
 
@@ -139,7 +142,7 @@ def transition_job(
     Returns whether the job moved; with ``strict`` a refused move raises InvalidTransition.
     Runs in the transaction of ``store``: an ORM session's, or a bare connection's (workers).
     """
-    conn = store.connection() if isinstance(store, Session) else store
+    conn = connection_of(store)
     moved = _transition_statement(target).first(
         conn, {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)}
     )

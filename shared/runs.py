@@ -13,17 +13,16 @@ from pathlib import Path
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from shared import webhooks
 from shared.config import Settings
-from shared.db import session_scope
+from shared.db import connection_scope
 from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
-from shared.jobs import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
-from shared.models import Job, JobFile, JobPipeline
+from shared.jobs import ensure_job_id_free, new_job_id, new_task_id, new_trace_id
+from shared.models import Job, JobFile, JobPipeline, JobTag
 from shared.states import JobStatus
 from shared.users import Principal
 
@@ -73,13 +72,15 @@ def check_output_schema(runtime_config: dict) -> None:
 
 
 def create_run(
-    session: Session, settings: Settings, principal: Principal, request: RunRequest
+    settings: Settings, principal: Principal, request: RunRequest
 ) -> tuple[Job, list[JobFile]]:
+    """Check the request, prepare the output folder and record the job and its files; the
+    caller publishes the first steps once this returns (the records are committed)."""
     job_id = new_job_id(request.job_id)
-    # Checked before anything touches the output folder, in a read-only transaction: the
-    # caller's write transaction begins only at the final flush, so the file work below does
-    # not hold SQLite's write lock (a racing duplicate still fails at that flush).
-    with session_scope(settings.sql_url, read_only=True) as check:
+    # Checked before anything touches the output folder, in a read-only transaction; the write
+    # transaction comes last, so the file work does not hold SQLite's write lock (a racing
+    # duplicate still fails at the insert).
+    with connection_scope(settings.sql_url, read_only=True) as check:
         ensure_job_id_free(check, job_id)
     # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
     webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
@@ -147,18 +148,20 @@ def create_run(
              next_task_id=new_task_id())
         for index, name in enumerate(inputs)
     ]
+    tags = [{"job_id": job_id, "tag": tag} for tag in dict.fromkeys(run.tags)]
+    pipelines = [{"job_id": job_id, "pipeline_id": pipeline_id}
+                 for pipeline_id in dict.fromkeys(run.pipeline_ids)]
     # Core inserts: the ORM's unit of work costs more than the rows, on every run submitted.
-    conn = session.connection()
     try:
-        conn.execute(_INSERT_JOB, job_row)
-        conn.execute(_INSERT_FILES, file_rows)
+        with connection_scope(settings.sql_url) as conn:
+            conn.execute(_INSERT_JOB, job_row)
+            conn.execute(_INSERT_FILES, file_rows)
+            if tags:
+                conn.execute(insert(JobTag.__table__), tags)
+            if pipelines:
+                conn.execute(insert(JobPipeline.__table__), pipelines)
     except IntegrityError as error:  # another request took the same id meanwhile
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
-    add_tags(session, job_id, list(run.tags))
-    session.add_all(
-        JobPipeline(job_id=job_id, pipeline_id=pipeline_id)
-        for pipeline_id in dict.fromkeys(run.pipeline_ids)
-    )
     # Detached copies of what was inserted, for the caller to read.
     job = Job(**job_row)
     files = [JobFile(**row) for row in file_rows]

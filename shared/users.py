@@ -7,11 +7,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
+from shared.db import connection_of
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from shared.models import ApiToken, User
+from shared.prepared import Prepared
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ADMIN_USERNAME = "admin"
@@ -78,18 +80,16 @@ def ensure_admin(session: Session, token: str) -> None:
     session.flush()
 
 
-# Every request runs it: built once, executed on the session's connection (no ORM layer).
-_PRINCIPAL_BY_TOKEN_HASH = (
+# Every request runs it: a prepared statement (shared/prepared.py).
+_PRINCIPAL_BY_TOKEN_HASH = Prepared(
     select(User.__table__.c.id, User.__table__.c.username, User.__table__.c.is_admin)
     .join(ApiToken.__table__, ApiToken.__table__.c.user_id == User.__table__.c.id)
     .where(ApiToken.__table__.c.token_hash == bindparam("token_hash"))
 )
 
 
-def authenticate(session: Session, token: str) -> Principal:
-    row = session.connection().execute(
-        _PRINCIPAL_BY_TOKEN_HASH, {"token_hash": hash_token(token)}
-    ).first()
+def authenticate(store: Session | Connection, token: str) -> Principal:
+    row = _PRINCIPAL_BY_TOKEN_HASH.first(connection_of(store), {"token_hash": hash_token(token)})
     if row is None:
         raise Unauthorized("the token is not valid: pass 'Authorization: Bearer <token>'")
     return Principal(user_id=row.id, username=row.username, is_admin=row.is_admin)

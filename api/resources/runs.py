@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import broker, settings, store
+from api.context import broker, settings
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
 from shared.execution import steps_for
@@ -44,8 +44,7 @@ class RunBinaryAsync(MethodView):
     @blp.response(200, RunAsyncResponse)
     def post(self, args):
         """Start a run; poll jobs/status with the returned job_id"""
-        with store() as session:
-            job, files = create_run(session, settings(), principal(), _run_request(args))
-            steps = steps_for(settings(), job, files)
+        job, files = create_run(settings(), principal(), _run_request(args))
+        steps = steps_for(settings(), job, files)
         publish_or_fail(job.id, lambda: publish_steps(broker(), steps))
         return {"status": "OK", "data": {"job_id": job.id, "output_folder": job.output_dir}}
