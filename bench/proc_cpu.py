@@ -52,3 +52,10 @@ def snapshot(processes: dict[str, int], children_of: dict[str, int],
     for label, name in by_name.items():
         totals[label] += sum(s for n, _, s in table.values() if n.startswith(name))
     return totals
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all CPU ticks, ticks stolen by the hypervisor) of the machine so far."""
+    fields = [int(value) for value in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    return sum(fields[:8]), steal

@@ -190,6 +190,13 @@ def timed(run: Callable[[str, int], float], batch: str, n: int,
     return elapsed, (None if before is None else {k: after[k] - before[k] for k in after})
 
 
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time the hypervisor gave to others meanwhile: a round
+    with much of it measured a crowded host, not this code."""
+    total, steal = after[0] - before[0], after[1] - before[1]
+    return steal / total if total else 0.0
+
+
 def print_cpu(runs: int, sides: dict[str, dict | None]) -> None:
     if any(cpu is None for cpu in sides.values()):
         return
@@ -232,9 +239,11 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str,
         # sides of one round rather than on one side of the whole comparison.
         rounds = []
         for number in range(args.rounds):
+            ticks = proc_cpu.machine_ticks() if proc_cpu.available() else (0, 0)
             raw_s, raw_cpu = timed(raw.run, f"{tag}-raw{number}", args.runs, meter)
             flowbin_s, flowbin_cpu = timed(flowbin.run, f"{tag}-fb{number}", args.runs, meter)
-            rounds.append((raw_s, flowbin_s, raw_cpu, flowbin_cpu))
+            stolen = stolen_share(ticks, proc_cpu.machine_ticks()) if proc_cpu.available() else 0
+            rounds.append((raw_s, flowbin_s, raw_cpu, flowbin_cpu, stolen))
     except BaseException:
         print(f"--- worker log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
         raise
@@ -244,10 +253,11 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str,
 
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
     print(f"store: {store}, worker concurrency: {args.concurrency}, {args.runs} runs a side")
-    for number, (raw_s, flowbin_s, _, _) in enumerate(rounds, 1):
+    for number, (raw_s, flowbin_s, _, _, stolen) in enumerate(rounds, 1):
         print(f"round {number}: flowbin {args.runs / flowbin_s:6.1f} runs/s, "
-              f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}")
-    raw_s, flowbin_s, raw_cpu, flowbin_cpu = sorted(rounds, key=lambda r: r[0] / r[1])[
+              f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}"
+              f" (CPU stolen by the host: {stolen:.0%})")
+    raw_s, flowbin_s, raw_cpu, flowbin_cpu, _ = sorted(rounds, key=lambda r: r[0] / r[1])[
         len(rounds) // 2]
     print(f"median round: flowbin {args.runs / flowbin_s:.1f} runs/s, "
           f"raw celery chain {args.runs / raw_s:.1f} runs/s")

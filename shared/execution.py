@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,11 +165,23 @@ _SNAPSHOT = Prepared(select(
 ).where(Job.__table__.c.id == bindparam("b_job_id")))
 
 
-@functools.lru_cache(maxsize=1024)
-def job_snapshot(url: str, job_id: str) -> JobSnapshot | None:
-    with connection_scope(url, read_only=True) as conn:
+_SNAPSHOTS: OrderedDict[tuple[object, str], JobSnapshot] = OrderedDict()
+SNAPSHOTS_KEPT = 1024
+
+
+def job_snapshot(conn: Connection, job_id: str) -> JobSnapshot | None:
+    """The job's immutable columns: read on ``conn`` the first time this process sees the job
+    (in the claim's transaction, so it costs no transaction of its own), then kept."""
+    key = (conn.engine.url, job_id)
+    snapshot = _SNAPSHOTS.get(key)
+    if snapshot is None:
         row = _SNAPSHOT.first(conn, {"b_job_id": job_id})
-    return JobSnapshot(*row) if row is not None else None
+        if row is None:
+            return None
+        snapshot = _SNAPSHOTS[key] = JobSnapshot(*row)
+        if len(_SNAPSHOTS) > SNAPSHOTS_KEPT:
+            _SNAPSHOTS.popitem(last=False)
+    return snapshot
 
 
 @functools.lru_cache(maxsize=32)
@@ -239,13 +252,14 @@ class StepRunner:
         self.passthrough = passthrough
 
     def run(self, call: StepCall) -> NextStep | None:
-        job = job_snapshot(self.settings.sql_url, call.job_id)
-        if job is None:
-            return None
-        binary = cached_binary(self.settings, job.binary_hash)
-        if not 0 <= call.step_index < len(binary.steps):
-            return None
-        file_name = self._claim(job, binary, call)
+        with connection_scope(self.settings.sql_url) as conn:
+            job = job_snapshot(conn, call.job_id)
+            if job is None:
+                return None
+            binary = cached_binary(self.settings, job.binary_hash)
+            if not 0 <= call.step_index < len(binary.steps):
+                return None
+            file_name = self._claim(conn, job, binary, call)
         if file_name is None:
             return self._refused(job, binary, call)
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
@@ -265,22 +279,22 @@ class StepRunner:
 
     # -- claim ------------------------------------------------------------------------------
 
-    def _claim(self, job: JobSnapshot, binary: CompiledBinary, call: StepCall) -> str | None:
-        """Take the file for this step if the message is the one the store expects and the
-        job may run; the file's name, or None."""
+    def _claim(self, conn: Connection, job: JobSnapshot, binary: CompiledBinary,
+               call: StepCall) -> str | None:
+        """Take the file for this step, in ``conn``'s transaction, if the message is the one the
+        store expects and the job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
-        with connection_scope(self.settings.sql_url) as conn:
-            now = _now()
-            claimed = _CLAIM.first(conn, {
-                "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
-                "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
-                "until": now + timedelta(seconds=limit) + CLAIM_GRACE, "now": now,
-            })
-            if claimed is None:
-                return None
-            file_name, job_status = claimed
-            if job_status == JobStatus.QUEUED.value:  # the job's first step (or since resume)
-                transition_job(conn, job.id, JobStatus.RUNNING, message="Running", strict=False)
+        now = _now()
+        claimed = _CLAIM.first(conn, {
+            "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
+            "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
+            "until": now + timedelta(seconds=limit) + CLAIM_GRACE, "now": now,
+        })
+        if claimed is None:
+            return None
+        file_name, job_status = claimed
+        if job_status == JobStatus.QUEUED.value:  # the job's first step (or since resume)
+            transition_job(conn, job.id, JobStatus.RUNNING, message="Running", strict=False)
         return file_name
 
     def _refused(self, job: JobSnapshot, binary: CompiledBinary,
