@@ -12,7 +12,7 @@ from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from shared.db import connection_scope
+from shared.db import statement_scope
 from shared.errors import Unauthorized
 from shared.users import Principal, authenticate
 
@@ -54,7 +54,7 @@ def _require_principal() -> None:
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>'"
         )
     url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
-    with connection_scope(url, read_only=True) as conn:
+    with statement_scope(url, read_only=True) as conn:
         g.principal = authenticate(conn, credentials.strip())
 
 

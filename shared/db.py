@@ -62,7 +62,7 @@ def _pinger(dialect):
 
 
 _engines: dict[str, Engine] = {}
-_read_only_engines: dict[str, Engine] = {}
+_engine_variants: dict[tuple[str, str], Engine] = {}
 _sessionmakers: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
@@ -104,15 +104,35 @@ def session_scope(url: str, *, read_only: bool = False) -> Iterator[Session]:
         session.close()
 
 
+def _variant(url: str, name: str, **options) -> Engine:
+    """The store's engine with execution options (sharing its pool), built once."""
+    key = (url, name)
+    engine = _engine_variants.get(key)
+    if engine is None:
+        engine = _engine_variants[key] = engine_for(url).execution_options(**options)
+    return engine
+
+
 @contextmanager
 def connection_scope(url: str, *, read_only: bool = False) -> Iterator[Connection]:
     """One transaction on a bare connection, for hot paths that need no ORM session;
     ``read_only`` ones must not write (on SQLite they do not take the write lock)."""
-    engine = engine_for(url)
-    if read_only:
-        engine = _read_only_engines.get(url) or _read_only_engines.setdefault(
-            url, engine.execution_options(flowbin_read_only=True))
+    engine = _variant(url, "read_only", flowbin_read_only=True) if read_only else engine_for(url)
     with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def statement_scope(url: str, *, read_only: bool = False) -> Iterator[Connection]:
+    """A bare connection for statements that each stand on their own (each one atomic, none
+    needing another's snapshot). On PostgreSQL they run in autocommit: no BEGIN and COMMIT
+    round trips. SQLite has no round trips to save and a lone write statement could fail to
+    upgrade its read snapshot, so there it is ``connection_scope``'s transaction."""
+    if url.startswith("sqlite"):
+        with connection_scope(url, read_only=read_only) as conn:
+            yield conn
+        return
+    with _variant(url, "autocommit", isolation_level="AUTOCOMMIT").connect() as conn:
         yield conn
 
 

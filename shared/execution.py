@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import connection_scope, session_scope
+from shared.db import connection_scope, session_scope, statement_scope
 from shared.drive import write_atomic
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary, load_binary
@@ -171,7 +171,7 @@ SNAPSHOTS_KEPT = 1024
 
 def job_snapshot(conn: Connection, job_id: str) -> JobSnapshot | None:
     """The job's immutable columns: read on ``conn`` the first time this process sees the job
-    (in the claim's transaction, so it costs no transaction of its own), then kept."""
+    (on the claim's connection, so it costs no transaction of its own), then kept."""
     key = (conn.engine.url, job_id)
     snapshot = _SNAPSHOTS.get(key)
     if snapshot is None:
@@ -252,7 +252,8 @@ class StepRunner:
         self.passthrough = passthrough
 
     def run(self, call: StepCall) -> NextStep | None:
-        with connection_scope(self.settings.sql_url) as conn:
+        # The snapshot read, the claim and the job's first transition each stand alone.
+        with statement_scope(self.settings.sql_url) as conn:
             job = job_snapshot(conn, call.job_id)
             if job is None:
                 return None

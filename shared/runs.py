@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import webhooks
 from shared.config import Settings
-from shared.db import connection_scope
+from shared.db import connection_scope, statement_scope
 from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
@@ -77,10 +77,10 @@ def create_run(
     """Check the request, prepare the output folder and record the job and its files; the
     caller publishes the first steps once this returns (the records are committed)."""
     job_id = new_job_id(request.job_id)
-    # Checked before anything touches the output folder, in a read-only transaction; the write
+    # Checked before anything touches the output folder, with a read of its own; the write
     # transaction comes last, so the file work does not hold SQLite's write lock (a racing
     # duplicate still fails at the insert).
-    with connection_scope(settings.sql_url, read_only=True) as check:
+    with statement_scope(settings.sql_url, read_only=True) as check:
         ensure_job_id_free(check, job_id)
     # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
     webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
