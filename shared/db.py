@@ -18,7 +18,6 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
 
 

@@ -66,9 +66,10 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Indexed by ix_jobs_owner_created and ix_jobs_status_created, whose leading columns they are.
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))  # "flow" or "compile"
-    status: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     flow_type: Mapped[str] = mapped_column(String(16), default="single_flow")
     binary_path: Mapped[str] = mapped_column(Text, default="")
