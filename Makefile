@@ -26,4 +26,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/throughput.py
+	$(VENV)/bin/python bench/throughput.py --runs 600

@@ -243,9 +243,9 @@ class StepRunner:
     """Runs one StepCall against the store. ``passthrough`` exceptions (the worker's soft time
     limit) become a failure of the step's records, never swallowed by UDF error handling.
 
-    The hot path costs two write transactions: the claim (one conditional UPDATE) and the
-    advance (the file's UPDATE, the job's state, the log lines; plus the file's and the job's
-    endings when they come)."""
+    The hot path costs two writes: the claim (one conditional UPDATE, which the first time a
+    worker process sees a job also reads the job's snapshot) and the advance transaction (the
+    file's UPDATE, the job's state, the log lines; plus the job's ending when it comes)."""
 
     def __init__(self, settings: Settings, passthrough: tuple[type[BaseException], ...] = ()):
         self.settings = settings
@@ -282,8 +282,8 @@ class StepRunner:
 
     def _claim(self, conn: Connection, job: JobSnapshot, binary: CompiledBinary,
                call: StepCall) -> str | None:
-        """Take the file for this step, in ``conn``'s transaction, if the message is the one the
-        store expects and the job may run; the file's name, or None."""
+        """Take the file for this step (one conditional UPDATE on ``conn``) if the message is
+        the one the store expects and the job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
         now = _now()
         claimed = _CLAIM.first(conn, {

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Connection, Row, insert
+from sqlalchemy import Connection, insert
 
 from shared import deliveries, emails, webhooks
 from shared.config import Settings
@@ -46,7 +47,7 @@ JOB_COLUMNS_FOR_NOTIFYING = tuple(
 _INSERT_DELIVERIES = insert(Delivery.__table__)
 
 
-def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Row) -> int:
+def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Any) -> int:
     """Create the deliveries a job asked for (``webhook_config``, ``notification_emails``),
     due now; ``job`` holds JOB_COLUMNS_FOR_NOTIFYING as of the change. Called once per state
     change into NOTIFYING, in that change's transaction; returns how many were created."""
