@@ -69,7 +69,8 @@ def _value_of(name: str, literal: Any, processor: Callable | None,
 
 
 class Prepared:
-    """A Core statement compiled once per dialect; ``execute`` returns the DBAPI cursor."""
+    """A Core statement compiled once per dialect. ``execute`` and ``execute_many`` run it;
+    ``first`` and ``all`` return what it selects or RETURNs as named tuples."""
 
     def __init__(self, statement: Executable):
         self.statement = statement
