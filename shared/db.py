@@ -74,6 +74,7 @@ def engine_for(url: str) -> Engine:
             event.listen(engine, "begin", _begin)
         else:
             engine = create_engine(url, pool_size=5, max_overflow=10)
+            event.listen(engine, "connect", _note_checkin)  # a new connection needs no ping
             event.listen(engine, "checkin", _note_checkin)
             event.listen(engine, "checkout", _pinger(engine.dialect))
         _engines[url] = engine
