@@ -25,9 +25,8 @@ def _begin(conn) -> None:
     # SQLite upgrades a read transaction to a write one lazily and fails with "database is
     # locked" if another process wrote meanwhile; taking the write lock at BEGIN avoids that.
     # Read-only transactions (status polls, token checks) need no lock and must not queue
-    # behind the workers' writes.
-    # Straight on the DBAPI connection: every transaction starts here, and a full SQLAlchemy
-    # execution costs more than the BEGIN itself.
+    # behind the workers' writes. The BEGIN goes straight to the driver: every transaction
+    # starts here, and a full SQLAlchemy execution costs more than the BEGIN itself.
     driver = conn.connection.driver_connection
     if conn.get_execution_options().get("flowbin_read_only"):
         driver.execute("BEGIN")
@@ -139,18 +138,6 @@ def statement_scope(url: str, *, read_only: bool = False) -> Iterator[Connection
 def connection_of(store: Session | Connection) -> Connection:
     """The connection of an ORM session's transaction, or the connection itself."""
     return store.connection() if isinstance(store, Session) else store
-
-
-@contextmanager
-def session_on(conn: Connection) -> Iterator[Session]:
-    """An ORM session inside ``conn``'s transaction: what it adds is flushed there, and the
-    transaction stays the caller's to commit."""
-    session = Session(bind=conn)  # joins the transaction without ever committing it
-    try:
-        yield session
-        session.flush()
-    finally:
-        session.close()
 
 
 def forget_connections() -> None:

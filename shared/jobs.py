@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shared import notifications
@@ -51,9 +51,13 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def add_tags(session: Session, job_id: str, tags: list[str]) -> list[str]:
+def add_tags(store: Session | Connection, job_id: str, tags: list[str]) -> list[str]:
+    """Tag the job once with each of ``tags``, in ``store``'s transaction; the tags added."""
     unique = list(dict.fromkeys(tags))
-    session.add_all(JobTag(job_id=job_id, tag=tag) for tag in unique)
+    if unique:
+        connection_of(store).execute(
+            insert(JobTag.__table__), [{"job_id": job_id, "tag": tag} for tag in unique]
+        )
     return unique
 
 

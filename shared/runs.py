@@ -21,8 +21,8 @@ from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
-from shared.jobs import ensure_job_id_free, new_job_id, new_task_id, new_trace_id
-from shared.models import Job, JobFile, JobPipeline, JobTag
+from shared.jobs import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
+from shared.models import Job, JobFile, JobPipeline
 from shared.states import JobStatus
 from shared.users import Principal
 
@@ -148,7 +148,6 @@ def create_run(
              next_task_id=new_task_id())
         for index, name in enumerate(inputs)
     ]
-    tags = [{"job_id": job_id, "tag": tag} for tag in dict.fromkeys(run.tags)]
     pipelines = [{"job_id": job_id, "pipeline_id": pipeline_id}
                  for pipeline_id in dict.fromkeys(run.pipeline_ids)]
     # Core inserts: the ORM's unit of work costs more than the rows, on every run submitted.
@@ -156,8 +155,7 @@ def create_run(
         with connection_scope(settings.sql_url) as conn:
             conn.execute(_INSERT_JOB, job_row)
             conn.execute(_INSERT_FILES, file_rows)
-            if tags:
-                conn.execute(insert(JobTag.__table__), tags)
+            add_tags(conn, job_id, list(run.tags))
             if pipelines:
                 conn.execute(insert(JobPipeline.__table__), pipelines)
     except IntegrityError as error:  # another request took the same id meanwhile
