@@ -1,4 +1,5 @@
-"""Strict priorities with a busy worker slot, and a step whose process is killed mid-run."""
+"""Strict priorities with a busy worker slot; steps whose process is killed, whose claim lapsed
+or whose database connection was dropped mid-run."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 
 from api.app import create_app
 from tests.conftest import start_worker, stop_worker, wait_worker_ready
-from tests.integration.control_udfs import CONTROL_UDFS, GATED_FLOW, HOLD_FLOW, ORDER_FLOW
-from tests.integration.flows import invoice, run_async, wait_done
-from tests.integration.test_job_control import Control
+from tests.integration.control_udfs import GATED_FLOW, HOLD_FLOW, ORDER_FLOW
+from tests.integration.flows import invoice, wait_done
+from tests.integration.test_job_control import Control, compile_project, start_run
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -22,15 +23,9 @@ SOLO_REDIS_DB = {"sqlite": 5, "postgresql": 6}
 
 
 def compile_flow(stack, root: str, flow: str) -> str:
-    stack.upload(f"{root}/flows/main.ibflow", flow.encode())
-    stack.upload(f"{root}/udfs/control.py", CONTROL_UDFS.encode())
+    """The flow compiled, with one input file (a.txt) beside it."""
     stack.upload(f"{root}/input/a.txt", invoice("1", "1"))
-    response = stack.client.post(
-        "/api/v1/flow_binary/compile", headers=stack.headers(),
-        data=json.dumps({"binary_type": "Single Flow", "flow_project_root": root,
-                         "settings": {"flow_file": "flows/main.ibflow"}}))
-    done = wait_done(stack, response.get_json()["job_id"])
-    return done["results"][0]["binary_path"]
+    return compile_project(stack, root, flow)
 
 
 @pytest.fixture
@@ -82,10 +77,7 @@ def test_a_step_whose_process_is_killed_is_redelivered_and_finishes(stack, tmp_p
     control = Control(tmp_path / "control")
     root = f"alice/kill-{stack.backend}"
     binary = compile_flow(stack, root, GATED_FLOW)
-    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
-                                 "settings": {"runtime_config":
-                                              {"control_dir": str(control.path)}}})
-    job_id = response.get_json()["data"]["job_id"]
+    job_id = start_run(stack, root, binary, control, files=[])  # compile_flow uploaded a.txt
     try:
         [first] = wait_for(lambda: control.lines("started"), message="the step to start")
         os.kill(int(first.split()[1]), signal.SIGKILL)
@@ -114,10 +106,7 @@ def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, 
     binary = compile_flow(stack, root, GATED_FLOW)
     control = Control(tmp_path / "control")
     control.open_gate()
-    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
-                                 "settings": {"runtime_config":
-                                              {"control_dir": str(control.path)}}})
-    job_id = response.get_json()["data"]["job_id"]
+    job_id = start_run(stack, root, binary, control, files=[])  # compile_flow uploaded a.txt
     wait_done(stack, job_id)
     # Rewind the finished job to "running, step 1 held by a worker that died a while ago".
     with session_scope(stack.settings.sql_url) as session:
@@ -147,10 +136,7 @@ def test_a_step_whose_database_connection_is_lost_is_sent_again_and_finishes(sta
     control = Control(tmp_path / "control")
     root = f"alice/dropped-{stack.backend}"
     binary = compile_flow(stack, root, GATED_FLOW)
-    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input",
-                                 "settings": {"runtime_config":
-                                              {"control_dir": str(control.path)}}})
-    job_id = response.get_json()["data"]["job_id"]
+    job_id = start_run(stack, root, binary, control, files=[])  # compile_flow uploaded a.txt
     engine = engine_for(stack.settings.sql_url)
     try:
         wait_for(lambda: control.lines("started"), message="the step to start")
