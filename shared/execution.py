@@ -48,9 +48,11 @@ _files = JobFile.__table__
 _jobs = Job.__table__
 _THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
               _files.c.file_index == bindparam("b_file_index"))
-# The file's job's state, read in the same statement that changes the file.
-_JOB_STATUS_OF_FILE = (
-    select(_jobs.c.status).where(_jobs.c.id == _files.c.job_id).scalar_subquery()
+# The job's state, read in the same statement that changes one of its files. Keyed by the
+# bound job id, not correlated to the file's row: in an UPDATE's RETURNING, SQLite plans a
+# correlated subquery as a scan of the whole jobs table, so every step slowed as jobs piled up.
+_JOB_STATUS = (
+    select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id")).scalar_subquery()
 )
 _NOW = bindparam("now", type_=_files.c.updated_at.type)
 _CLAIM = Prepared(
@@ -67,12 +69,12 @@ _CLAIM = Prepared(
     .values(attempts=_files.c.attempts + 1, claimed_by=bindparam("task_id"), next_task_id=None,
             claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
             updated_at=_NOW)
-    .returning(_files.c.file_name, _JOB_STATUS_OF_FILE)
+    .returning(_files.c.file_name, _JOB_STATUS)
 )
 # Every file's outcome, each row with the job's state (one read decides whether the job ends).
 _FILE_OUTCOMES = Prepared(
     select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors,
-           _JOB_STATUS_OF_FILE.label("job_status"))
+           _JOB_STATUS.label("job_status"))
     .where(_files.c.job_id == bindparam("b_job_id"))
     .order_by(_files.c.file_index)
 )
@@ -109,7 +111,7 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: boo
                _files.c.status == FileStatus.PENDING.value,
                _files.c.claimed_by == bindparam("task_id"))
         .values(**values)
-        .returning(_JOB_STATUS_OF_FILE)
+        .returning(_JOB_STATUS)
     )
 
 

@@ -69,8 +69,8 @@ def _value_of(name: str, literal: Any, processor: Callable | None,
 
 
 class Prepared:
-    """A Core statement compiled once per dialect. ``execute`` and ``execute_many`` run it;
-    ``first`` and ``all`` return what it selects or RETURNs as named tuples."""
+    """A Core statement compiled once per dialect. ``execute`` runs it; ``first`` and ``all``
+    return what it selects or RETURNs as named tuples; ``plan`` tells how it would run."""
 
     def __init__(self, statement: Executable):
         self.statement = statement
@@ -128,12 +128,16 @@ class Prepared:
         finally:
             cursor.close()
 
-    def execute_many(self, conn: Connection, rows: list[dict]) -> None:
+    def plan(self, conn: Connection, params: dict) -> list[str]:
+        """How the database would run the statement (its EXPLAIN), one line per step; nothing
+        is executed. For tests that check the hot statements stay on indexes."""
         compiled = self._for(conn)
+        explain = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
         cursor = conn.connection.driver_connection.cursor()
         try:
             with _as_sqlalchemy_errors(conn, compiled.sql):
-                cursor.executemany(compiled.sql, [self._arguments(compiled, r) for r in rows])
+                cursor.execute(explain + compiled.sql, self._arguments(compiled, params))
+                return [str(row[-1]) for row in cursor.fetchall()]
         finally:
             cursor.close()
 

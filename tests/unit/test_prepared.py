@@ -78,8 +78,8 @@ def test_driver_errors_are_raised_as_sqlalchemy_errors(store_url):
     with pytest.raises(exc.IntegrityError), connection_scope(store_url) as conn:
         add_user.execute(conn, {"name": "dana", "at": WHEN})
     with connection_scope(store_url) as conn:  # the connection is usable afterwards
-        add_user.execute_many(conn, [{"name": "erin", "at": WHEN},
-                                     {"name": "finn", "at": WHEN + timedelta(seconds=1)}])
+        add_user.execute(conn, {"name": "erin", "at": WHEN})
+        add_user.execute(conn, {"name": "finn", "at": WHEN + timedelta(seconds=1)})
     with session_scope(store_url, read_only=True) as session:
         names = session.scalars(select(User.username).order_by(User.username)).all()
     assert names == ["dana", "erin", "finn"]

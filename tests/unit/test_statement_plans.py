@@ -1,0 +1,54 @@
+"""The statements every step and request runs find their rows by index on both stores.
+
+A statement that scans a table costs more with every job the store keeps: a correlated
+subquery in an UPDATE's RETURNING once made SQLite scan all jobs on every step, and the
+benchmark slowed round after round. PostgreSQL is asked with sequential scans disabled, so a
+``Seq Scan`` in its plan means no index can serve the statement (on tables this small it would
+otherwise prefer one anyway).
+"""
+
+import pytest
+from sqlalchemy import text
+
+from shared import execution, joblog, jobs, users
+from shared.db import connection_scope
+from shared.states import JobStatus
+
+HOT_STATEMENTS = {
+    "claim": execution._CLAIM,
+    "file outcomes": execution._FILE_OUTCOMES,
+    "retire token": execution._RETIRE_TOKEN,
+    "count finished file": execution._COUNT_FINISHED,
+    "job snapshot": execution._SNAPSHOT,
+    **{f"advance {key}": statement for key, statement in execution._ADVANCE.items()},
+    **{f"transition to {target.value}": jobs._transition_statement(target)
+       for target in JobStatus},
+    "job id check": jobs._JOB_EXISTS,
+    "token check": users._PRINCIPAL_BY_TOKEN_HASH,
+    "log lines": joblog._insert_lines(3),
+}
+
+
+class _AnyValue(dict):
+    """Parameters for a plan: the values do not matter, only that every one is given."""
+
+    def __missing__(self, _name):
+        return None
+
+
+def scans(plan: list[str]) -> list[str]:
+    """The plan's lines that read a whole table: SQLite's ``SCAN <table>`` (not its scan of a
+    constant row) and PostgreSQL's ``Seq Scan``."""
+    sqlite_scans = [line for line in plan
+                    if line.startswith("SCAN ") and "CONSTANT ROW" not in line]
+    return sqlite_scans + [line for line in plan if "Seq Scan" in line]
+
+
+@pytest.mark.parametrize("name", sorted(HOT_STATEMENTS))
+def test_a_hot_statement_reads_rows_by_index_not_by_scanning_a_table(store_url, name):
+    with connection_scope(store_url) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = HOT_STATEMENTS[name].plan(conn, _AnyValue())
+    assert plan or name == "log lines", "the database gave no plan"
+    assert scans(plan) == [], "\n".join(plan)
