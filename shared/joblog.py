@@ -6,6 +6,7 @@ step costs one write however much it logs, and a rolled-back step leaves no half
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +19,17 @@ from shared.prepared import Prepared
 
 LOG_PAGE_SIZE = 1000
 _COLUMNS = ("job_id", "task_id", "level", "ts", "trace_id", "span_id", "message")
-# Every step writes its lines: a prepared statement (shared/prepared.py).
-_INSERT_LINES = Prepared(
-    insert(JobLog.__table__).values({name: bindparam(name) for name in _COLUMNS})
-)
+# A step's lines go in one multi-row INSERT: PostgreSQL runs an executemany as one statement per
+# row, and a step writes two to four lines (more when a UDF logs).
+LINES_PER_INSERT = 32
+
+
+@functools.cache
+def _insert_lines(count: int) -> Prepared:
+    """The INSERT of ``count`` lines, built once per count: a prepared statement
+    (shared/prepared.py) with the parameters ``<column>_<line number>``."""
+    rows = [{name: bindparam(f"{name}_{number}") for name in _COLUMNS} for number in range(count)]
+    return Prepared(insert(JobLog.__table__).values(rows))
 
 
 @dataclass
@@ -61,9 +69,13 @@ class JobLogger:
         self.write(session.connection())
 
     def write(self, conn: Connection) -> None:
-        """Insert the collected lines in ``conn``'s transaction, in one statement."""
-        if self.entries:
-            _INSERT_LINES.execute_many(conn, self.entries)
+        """Insert the collected lines in ``conn``'s transaction: one statement for up to
+        ``LINES_PER_INSERT`` lines."""
+        for start in range(0, len(self.entries), LINES_PER_INSERT):
+            lines = self.entries[start:start + LINES_PER_INSERT]
+            params = {f"{name}_{number}": value
+                      for number, line in enumerate(lines) for name, value in line.items()}
+            _insert_lines(len(lines)).execute(conn, params)
         self.entries = []
 
 

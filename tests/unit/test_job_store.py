@@ -2,8 +2,9 @@
 
 import pytest
 
-from shared.db import session_scope
+from shared.db import connection_scope, session_scope
 from shared.errors import InvalidTransition
+from shared.joblog import LINES_PER_INSERT, JobLogger, read_logs
 from shared.jobs import transition_job
 from shared.models import Job
 from shared.states import JobStatus
@@ -71,3 +72,21 @@ def test_migrations_match_the_models(store_url):
     from shared.migrate import alembic_config
 
     command.check(alembic_config(store_url))
+
+
+def test_log_lines_are_written_in_order_across_several_inserts(store_url):
+    job_id = make_job(store_url)
+    logger = JobLogger(job_id, "task-1", "trace-1", prefix="[p] ")
+    count = 2 * LINES_PER_INSERT + 3  # three statements: full, full and a short one
+    for number in range(count):
+        logger.log("warning" if number % 2 else "info", f"line {number}")
+    with connection_scope(store_url) as conn:
+        logger.write(conn)
+    assert logger.entries == []
+    with session_scope(store_url, read_only=True) as session:
+        lines = read_logs(session, job_id, offset=0)
+    assert [line["log"] for line in lines] == [f"[p] line {n}" for n in range(count)]
+    assert [line["level"] for line in lines[:2]] == ["INFO", "WARNING"]
+    assert {(line["job_id"], line["task_id"], line["trace_id"]) for line in lines} == {
+        (job_id, "task-1", "trace-1")}
+    assert len({line["span_id"] for line in lines}) == 1
