@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from shared.config import Settings
 from shared.db import engine_for, session_scope
@@ -60,20 +60,25 @@ def postgres_url() -> str | None:
     return url
 
 
-def fresh_database(backend: str, tmp_path: Path) -> str:
+def fresh_database(backend: str, tmp_path: Path, schema: str) -> str:
+    """An empty database URL. On PostgreSQL each kind of user gets its own ``schema`` (through
+    the connection's search_path) in the one database CI provides: the session's worker and beat
+    keep querying the stack's schema while store tests drop and recreate theirs, and dropping a
+    schema those processes read would deadlock with them."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'flowbin.db'}"
-    url = postgres_url()
-    with engine_for(url).begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return url
+    server = make_url(postgres_url())
+    url = server.update_query_dict({"options": f"-csearch_path={schema}"})
+    with engine_for(server.render_as_string(hide_password=False)).begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request, tmp_path) -> str:
     """A migrated, empty store on each backend (function scope, for store tests)."""
-    url = fresh_database(request.param, tmp_path)
+    url = fresh_database(request.param, tmp_path, schema="store_tests")
     upgrade(url)
     return url
 
@@ -150,7 +155,7 @@ def stop_worker(process: subprocess.Popen) -> None:
 def stack(request, redis_server_url, tmp_path_factory):
     backend = request.param
     tmp = tmp_path_factory.mktemp(f"stack-{backend}")
-    url = fresh_database(backend, tmp)
+    url = fresh_database(backend, tmp, schema="stack")
     upgrade(url)
     settings = Settings(
         data_dir=tmp / "var",
