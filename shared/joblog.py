@@ -11,8 +11,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, column, insert, select, values
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, Insert
+from sqlalchemy.sql.elements import BindParameter
 
 from shared.models import JobLog
 from shared.prepared import Prepared
@@ -24,12 +26,34 @@ _COLUMNS = ("job_id", "task_id", "level", "ts", "trace_id", "span_id", "message"
 LINES_PER_INSERT = 32
 
 
+def _line_binds(count: int) -> list[dict[str, BindParameter]]:
+    """The bind parameters of ``count`` lines, named ``<column>_<line number>``."""
+    columns = JobLog.__table__.c
+    return [{name: bindparam(f"{name}_{number}", type_=columns[name].type) for name in _COLUMNS}
+            for number in range(count)]
+
+
 @functools.cache
 def _insert_lines(count: int) -> Prepared:
     """The INSERT of ``count`` lines, built once per count: a prepared statement
-    (shared/prepared.py) with the parameters ``<column>_<line number>``."""
-    rows = [{name: bindparam(f"{name}_{number}") for name in _COLUMNS} for number in range(count)]
-    return Prepared(insert(JobLog.__table__).values(rows))
+    (shared/prepared.py) with the parameters of ``line_params``."""
+    return Prepared(insert(JobLog.__table__).values(_line_binds(count)))
+
+
+def insert_lines_if(count: int, condition: ColumnElement[bool]) -> Insert:
+    """An INSERT of ``count`` lines that inserts nothing unless ``condition`` holds, with the
+    parameters of ``line_params``: for a PostgreSQL statement that writes the lines only if its
+    own UPDATE changed a row (shared/execution.py)."""
+    lines = values(*[column(name, JobLog.__table__.c[name].type) for name in _COLUMNS],
+                   name="lines").data([tuple(row.values()) for row in _line_binds(count)])
+    return insert(JobLog.__table__).from_select(list(_COLUMNS),
+                                                select(lines).where(condition))
+
+
+def line_params(lines: list[dict]) -> dict:
+    """The parameters of an INSERT of ``lines`` (entries of a JobLogger)."""
+    return {f"{name}_{number}": value
+            for number, line in enumerate(lines) for name, value in line.items()}
 
 
 @dataclass
@@ -68,14 +92,17 @@ class JobLogger:
             session.flush()  # the job row may still be pending in this session
         self.write(session.connection())
 
+    def take(self) -> list[dict]:
+        """The collected lines, for a caller that writes them in a statement of its own."""
+        lines, self.entries = self.entries, []
+        return lines
+
     def write(self, conn: Connection) -> None:
         """Insert the collected lines in ``conn``'s transaction: one statement for up to
         ``LINES_PER_INSERT`` lines."""
         for start in range(0, len(self.entries), LINES_PER_INSERT):
             lines = self.entries[start:start + LINES_PER_INSERT]
-            params = {f"{name}_{number}": value
-                      for number, line in enumerate(lines) for name, value in line.items()}
-            _insert_lines(len(lines)).execute(conn, params)
+            _insert_lines(len(lines)).execute(conn, line_params(lines))
         self.entries = []
 
 
