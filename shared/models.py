@@ -264,3 +264,15 @@ class RecordReview(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "file_index", "record_index", name="uq_record_reviews_record"),
     )
+
+
+def with_defaults(model: type[Base], rows: list[dict]) -> list[dict]:
+    """``rows`` of ``model``'s table with the Python-side default of every column they leave
+    out, for statements where SQLAlchemy would not fill them (an INSERT inside a WITH)."""
+    defaults = [(column.key, column.default) for column in model.__table__.columns
+                if column.default is not None]
+    return [
+        {**{key: default.arg(None) if default.is_callable else default.arg
+            for key, default in defaults if key not in row}, **row}
+        for row in rows
+    ]
