@@ -268,7 +268,7 @@ class RecordReview(Base):
 
 def with_defaults(model: type[Base], rows: list[dict]) -> list[dict]:
     """``rows`` of ``model``'s table with the Python-side default of every column they leave
-    out, for statements where SQLAlchemy would not fill them (an INSERT inside a WITH)."""
+    out, for an INSERT that fills no defaults itself (a prepared statement, shared/prepared.py)."""
     defaults = [(column.key, column.default) for column in model.__table__.columns
                 if column.default is not None]
     return [
