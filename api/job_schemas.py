@@ -59,8 +59,9 @@ class TagsArgs(ma.Schema):
         unknown = ma.RAISE
 
     job_id = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    names = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
-                        load_default=None, allow_none=True)
+    names = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)), load_default=None, allow_none=True
+    )
 
 
 class OkResponse(ma.Schema):

@@ -27,8 +27,9 @@ def shown_status(job: Job, steps_running: bool) -> JobStatus:
     return status
 
 
-def seed_status(job: Job, summary: RunSummary, steps_running: bool = False,
-                review_metrics: dict | None = None) -> dict:
+def seed_status(
+    job: Job, summary: RunSummary, steps_running: bool = False, review_metrics: dict | None = None
+) -> dict:
     status = shown_status(job, steps_running)
     cur_status = {
         "job_id": job.id,
@@ -69,9 +70,15 @@ def _result(job: Job, status: JobStatus) -> dict:
     return {"status": "OK", "output_folder": job.output_dir}
 
 
-def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str],
-                   pipeline_ids: list[str], steps_running: bool = False,
-                   review_metrics: dict | None = None) -> dict:
+def seed_list_item(
+    job: Job,
+    summary: RunSummary,
+    username: str,
+    tags: list[str],
+    pipeline_ids: list[str],
+    steps_running: bool = False,
+    review_metrics: dict | None = None,
+) -> dict:
     started = job.created_at.timestamp()
     finished = job.finished_at.timestamp() if job.finished_at else None
     return {
@@ -88,7 +95,8 @@ def seed_list_item(job: Job, summary: RunSummary, username: str, tags: list[str]
         "start_timestamp": started,
         "finish_timestamp": finished,
         "runtime_sec": (finished - (job.started_at or job.created_at).timestamp())
-        if finished is not None else None,
+        if finished is not None
+        else None,
         "username": username,
         "priority": job.priority,
         "run_summary": summary.to_seed(),

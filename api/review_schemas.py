@@ -32,15 +32,20 @@ class CorrectArgs(StrictBody):
         keys=fields.String(validate=validate.Length(min=1, max=200)),
         values=fields.Raw(allow_none=True),
         required=True,
-        metadata={"description": "field name -> corrected value; {} marks the record reviewed "
-                                 "without change"},
+        metadata={
+            "description": "field name -> corrected value; {} marks the record reviewed "
+            "without change"
+        },
     )
 
 
 class AssignArgs(StrictBody):
     job_id = fields.String(required=True, validate=JOB_ID)
-    reviewer = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                             metadata={"description": "username of an existing user"})
+    reviewer = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "username of an existing user"},
+    )
 
 
 class CloseArgs(StrictBody):
@@ -51,23 +56,24 @@ class CloseArgs(StrictBody):
 class ReviewMetrics(ma.Schema):
     reviewed = fields.Integer(metadata={"description": "records reviewed so far"})
     pending = fields.Integer(
-        metadata={"description": "records stopped at a checkpoint and not reviewed since"})
+        metadata={"description": "records stopped at a checkpoint and not reviewed since"}
+    )
 
 
 class RecordForReview(ma.Schema):
     file_name = fields.String()
     file_index = fields.Integer()
     record_index = fields.Integer()
-    checkpoint_failed = fields.List(fields.String(),
-                                    metadata={"description": "messages of the failed rules"})
+    checkpoint_failed = fields.List(
+        fields.String(), metadata={"description": "messages of the failed rules"}
+    )
     checkpoint_step = fields.String(metadata={"description": "id of the checkpoint step"})
     reviewed = fields.Boolean(metadata={"description": "reviewed since the job stopped"})
     reviewer = fields.String(allow_none=True)
     reviewed_at = fields.Float(allow_none=True, metadata={"description": "Unix seconds"})
     corrected_fields = fields.Dict(allow_none=True)
     # Last in the class, as in CorrectArgs.
-    fields = fields.Dict(metadata={"description": "the record's fields as the checkpoint saw "
-                                                  "them"})
+    fields = fields.Dict(metadata={"description": "the record's fields as the checkpoint saw them"})
 
 
 class RecordsResponse(ma.Schema):

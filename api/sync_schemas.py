@@ -31,10 +31,13 @@ class Base64Bytes(fields.Field):
 
 
 class SyncFileArgs(StrictSchema):
-    file_name = fields.String(required=True, validate=[
-        validate.Length(min=1, max=255),
-        validate.Regexp(r"^[^/\\\x00]+$", error="must be a file name without '/' or '\\'"),
-    ])
+    file_name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=255),
+            validate.Regexp(r"^[^/\\\x00]+$", error="must be a file name without '/' or '\\'"),
+        ],
+    )
     file_content = Base64Bytes(required=True, metadata={"description": "base64 of the file"})
 
 
@@ -47,9 +50,13 @@ class RunSyncArgs(StrictSchema):
     binary_path = fields.String(required=True, validate=validate.Length(min=1))
     options = fields.Nested(SyncOptions, load_default=lambda: SyncOptions().load({}))
     files = fields.List(
-        fields.Nested(SyncFileArgs), required=True,
-        validate=validate.Length(min=1, max=MAX_FILES, error=(
-            f"send 1 to {MAX_FILES} files; run_binary_async takes a folder of any size")),
+        fields.Nested(SyncFileArgs),
+        required=True,
+        validate=validate.Length(
+            min=1,
+            max=MAX_FILES,
+            error=(f"send 1 to {MAX_FILES} files; run_binary_async takes a folder of any size"),
+        ),
     )
 
 

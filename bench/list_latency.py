@@ -47,8 +47,9 @@ def ensure_database(url: str) -> None:
     target = make_url(url)
     server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                              {"name": target.database}).scalar()
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        ).scalar()
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     server.dispose()
@@ -79,24 +80,51 @@ def fill(url: str, jobs: int) -> tuple[dict[str, str], str]:
             created = now - timedelta(seconds=rng.uniform(0, 6.9 * 86400))
             status = rng.choice(STATUSES)
             files = rng.randint(1, 3)
-            job_rows.append({
-                "id": job_id, "owner_id": rng.choice(owners), "kind": "flow",
-                "status": status, "message": status, "flow_type": "single_flow",
-                "binary_path": "u/bin.ibflowbin", "binary_hash": "", "input_dir": "u/in",
-                "output_dir": "u/out", "settings": {}, "priority": rng.randint(0, 9),
-                "step_timeout": 0, "log_prefix": "", "log_to_timeline": False,
-                "trace_id": "0" * 16, "num_files": files, "num_steps": 3,
-                "files_done": files, "reviewer": "", "review_state": "NONE",
-                "created_at": created, "started_at": created,
-                "finished_at": created + timedelta(seconds=30),
-            })
+            job_rows.append(
+                {
+                    "id": job_id,
+                    "owner_id": rng.choice(owners),
+                    "kind": "flow",
+                    "status": status,
+                    "message": status,
+                    "flow_type": "single_flow",
+                    "binary_path": "u/bin.ibflowbin",
+                    "binary_hash": "",
+                    "input_dir": "u/in",
+                    "output_dir": "u/out",
+                    "settings": {},
+                    "priority": rng.randint(0, 9),
+                    "step_timeout": 0,
+                    "log_prefix": "",
+                    "log_to_timeline": False,
+                    "trace_id": "0" * 16,
+                    "num_files": files,
+                    "num_steps": 3,
+                    "files_done": files,
+                    "reviewer": "",
+                    "review_state": "NONE",
+                    "created_at": created,
+                    "started_at": created,
+                    "finished_at": created + timedelta(seconds=30),
+                }
+            )
             for index in range(files):
-                file_rows.append({
-                    "job_id": job_id, "file_index": index, "file_name": f"f{index}.txt",
-                    "status": "complete", "next_step": 3, "attempts": 0,
-                    "num_records": 1, "num_errors": 0, "num_checkpoint_failed": 0,
-                    "num_filtered": 0, "error_counts": {}, "updated_at": created,
-                })
+                file_rows.append(
+                    {
+                        "job_id": job_id,
+                        "file_index": index,
+                        "file_name": f"f{index}.txt",
+                        "status": "complete",
+                        "next_step": 3,
+                        "attempts": 0,
+                        "num_records": 1,
+                        "num_errors": 0,
+                        "num_checkpoint_failed": 0,
+                        "num_filtered": 0,
+                        "error_counts": {},
+                        "updated_at": created,
+                    }
+                )
             for tag in rng.sample(TAGS, rng.randint(0, 2)):
                 tag_rows.append({"job_id": job_id, "tag": tag})
         with engine.begin() as conn:
@@ -115,8 +143,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url",
-                        default="postgresql+psycopg://postgres@127.0.0.1:5432/flowbin_bench_list")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/flowbin_bench_list"
+    )
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
@@ -128,8 +157,13 @@ def main() -> None:
     tokens, partial = fill(args.database_url, args.jobs)
     print(f"filled {args.jobs} jobs in {time.perf_counter() - started:.1f} s")
     # The list endpoint never touches the broker; the URL only has to be well-formed.
-    app = create_app(Settings(database_url=args.database_url, redis_url="redis://127.0.0.1:1/0",
-                              data_dir=Path("/tmp/flowbin-bench-list")))
+    app = create_app(
+        Settings(
+            database_url=args.database_url,
+            redis_url="redis://127.0.0.1:1/0",
+            data_dir=Path("/tmp/flowbin-bench-list"),
+        )
+    )
     client = app.test_client()
     timings: dict[str, list[float]] = {name: [] for name in QUERIES}
     names = list(QUERIES)
@@ -145,11 +179,15 @@ def main() -> None:
             timings[name].append(elapsed)
     everything = [t for values in timings.values() for t in values]
     for name, values in timings.items():
-        print(f"{name:28s} p50 {statistics.median(values):6.1f} ms   "
-              f"p99 {percentile(values, 99):6.1f} ms")
+        print(
+            f"{name:28s} p50 {statistics.median(values):6.1f} ms   "
+            f"p99 {percentile(values, 99):6.1f} ms"
+        )
     p50, p99 = statistics.median(everything), percentile(everything, 99)
-    print(f"all {len(everything)} requests over {args.jobs} jobs: p50 {p50:.1f} ms, "
-          f"p99 {p99:.1f} ms (target p99 < 50 ms)")
+    print(
+        f"all {len(everything)} requests over {args.jobs} jobs: p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms (target p99 < 50 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ def _stat(pid: int) -> tuple[str, int, float] | None:
         raw = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    name = raw[raw.index("(") + 1: raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
     # fields[0] is the state; utime and stime are the 14th and 15th fields of the whole line.
     return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
 
@@ -37,8 +37,9 @@ def _all() -> dict[int, tuple[str, int, float]]:
     return found
 
 
-def snapshot(processes: dict[str, int], children_of: dict[str, int],
-             by_name: dict[str, str]) -> Counter:
+def snapshot(
+    processes: dict[str, int], children_of: dict[str, int], by_name: dict[str, str]
+) -> Counter:
     """CPU seconds per label: ``processes`` maps a label to one pid, ``children_of`` to the
     children of a pid (a worker's pool), ``by_name`` to every process of a command name (the
     database server's backends)."""

@@ -59,8 +59,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=500, help="requests measured")
     parser.add_argument("--warmup", type=int, default=20, help="requests not measured")
-    parser.add_argument("--in-process", action="store_true",
-                        help="Flask's test client in this process instead of gunicorn")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="Flask's test client in this process instead of gunicorn",
+    )
     parser.add_argument("--database-url", default="", help="e.g. PostgreSQL (else SQLite)")
     return parser.parse_args()
 
@@ -77,8 +80,9 @@ def prepare(settings: Settings) -> tuple[str, str]:
     (project / "udfs").mkdir()
     (project / "flows/bench.ibflow").write_text(FLOW)
     (project / "udfs/tag.py").write_text(UDF)
-    artifact = compile_project(project, "Single Flow", {"flow_file": "flows/bench.ibflow"},
-                               username)
+    artifact = compile_project(
+        project, "Single Flow", {"flow_file": "flows/bench.ibflow"}, username
+    )
     (project / "build/bin").mkdir(parents=True)
     (project / "build/bin" / artifact.file_name).write_bytes(artifact.data)
     return token, f"{username}/sync/build/bin/{artifact.file_name}"
@@ -94,11 +98,18 @@ def free_port() -> int:
 
 def start_gunicorn(settings: Settings, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, **settings.to_env()}
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--threads", "4", "api.wsgi:app"]
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+        "api.wsgi:app",
+    ]
     with log.open("ab") as sink:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=sink,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -137,11 +148,18 @@ def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="flowbin-sync-bench-") as tmp:
         # Sync runs never touch the broker; the URL only satisfies the app's configuration.
-        settings = Settings(data_dir=Path(tmp), database_url=args.database_url,
-                            redis_url="redis://127.0.0.1:1/0")
+        settings = Settings(
+            data_dir=Path(tmp), database_url=args.database_url, redis_url="redis://127.0.0.1:1/0"
+        )
         token, binary = prepare(settings)
-        body = json.dumps({"binary_path": binary, "files": [
-            {"file_name": "invoice.txt", "file_content": base64.b64encode(INVOICE).decode()}]})
+        body = json.dumps(
+            {
+                "binary_path": binary,
+                "files": [
+                    {"file_name": "invoice.txt", "file_content": base64.b64encode(INVOICE).decode()}
+                ],
+            }
+        )
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         gunicorn = None
         try:
@@ -152,8 +170,9 @@ def main() -> None:
                 where = "in-process Flask test client"
 
                 def send() -> dict:
-                    response = client.post("/api/v1/flow/run_binary_sync", data=body,
-                                           headers=headers)
+                    response = client.post(
+                        "/api/v1/flow/run_binary_sync", data=body, headers=headers
+                    )
                     assert response.status_code == 200, response.get_json()
                     return response.get_json()
             else:
@@ -165,8 +184,9 @@ def main() -> None:
                 where = "HTTP to gunicorn (1 worker, 4 threads)"
 
                 def send() -> dict:
-                    response = session.post(f"{url}/api/v1/flow/run_binary_sync", data=body,
-                                            headers=headers, timeout=60)
+                    response = session.post(
+                        f"{url}/api/v1/flow/run_binary_sync", data=body, headers=headers, timeout=60
+                    )
                     assert response.status_code == 200, response.text
                     return response.json()
 
@@ -176,10 +196,14 @@ def main() -> None:
                 gunicorn.terminate()
                 gunicorn.wait(timeout=20)
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
-    print(f"run_binary_sync, 1 small file, 3-step flow, {args.requests} requests "
-          f"({where}, {store} store)")
-    print(f"p50 {percentile(timings, 0.50):.1f} ms  p99 {percentile(timings, 0.99):.1f} ms  "
-          f"min {timings[0]:.1f} ms  max {timings[-1]:.1f} ms")
+    print(
+        f"run_binary_sync, 1 small file, 3-step flow, {args.requests} requests "
+        f"({where}, {store} store)"
+    )
+    print(
+        f"p50 {percentile(timings, 0.50):.1f} ms  p99 {percentile(timings, 0.99):.1f} ms  "
+        f"min {timings[0]:.1f} ms  max {timings[-1]:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

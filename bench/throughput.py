@@ -69,8 +69,12 @@ WARMUP_RUNS = 4
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200, help="runs measured on each side")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds of both sides; the median round is reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of both sides; the median round is reported",
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--redis-url", default="", help="an existing Redis (else embedded)")
     parser.add_argument("--database-url", default="", help="e.g. PostgreSQL (else SQLite)")
@@ -80,9 +84,24 @@ def parse_args() -> argparse.Namespace:
 def start_worker(settings: Settings, name: str, concurrency: int, log: Path) -> subprocess.Popen:
     """The worker of tests/conftest.py: prefork, the app of workers/app.py."""
     env = {**os.environ, **settings.to_env()}
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "prefork",
-               "--concurrency", str(concurrency), "--loglevel", "INFO",
-               "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     with log.open("ab") as sink:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
@@ -114,15 +133,24 @@ class FlowbinSide:
         return response.get_json()
 
     def prepare(self) -> None:
-        for path, data in (("flows/bench.ibflow", FLOW.encode()), ("udfs/tag.py", UDF.encode()),
-                           ("data/input/invoice.txt", INVOICE)):
-            response = self.client.put(f"/api/v1/drive/{self.user}/bench/{path}", data=data,
-                                       headers=self.headers)
+        for path, data in (
+            ("flows/bench.ibflow", FLOW.encode()),
+            ("udfs/tag.py", UDF.encode()),
+            ("data/input/invoice.txt", INVOICE),
+        ):
+            response = self.client.put(
+                f"/api/v1/drive/{self.user}/bench/{path}", data=data, headers=self.headers
+            )
             assert response.status_code == 200, response.get_json()
         since = datetime.now(UTC)
-        job_id = self.post("/api/v1/flow_binary/compile", {
-            "binary_type": "Single Flow", "flow_project_root": f"{self.user}/bench",
-            "settings": {"flow_file": "flows/bench.ibflow"}})["job_id"]
+        job_id = self.post(
+            "/api/v1/flow_binary/compile",
+            {
+                "binary_type": "Single Flow",
+                "flow_project_root": f"{self.user}/bench",
+                "settings": {"flow_file": "flows/bench.ibflow"},
+            },
+        )["job_id"]
         wait_until(lambda: self.count(TERMINAL, since) >= 1, 60, "the compile job")
         assert self.count({JobStatus.COMPLETE}, since, job_id) == 1, "the flow did not compile"
         self.binary_path = f"{self.user}/bench/build/bin/bench.ibflowbin"
@@ -132,8 +160,11 @@ class FlowbinSide:
         created meanwhile. Polled from ix_jobs_status_created alone, so a poll reads only this
         batch's index entries however many jobs earlier rounds left (a scan of them all, as a
         LIKE on the id would be, slows the workers down); ``id_prefix`` checks the ids too."""
-        query = (select(func.count()).select_from(Job)
-                 .where(Job.status.in_([s.value for s in states]), Job.created_at >= since))
+        query = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status.in_([s.value for s in states]), Job.created_at >= since)
+        )
         if id_prefix is not None:
             query = query.where(Job.id.like(f"{id_prefix}%"))
         with self.reader.connect() as conn:
@@ -144,10 +175,16 @@ class FlowbinSide:
         since = datetime.now(UTC)
         for index in range(n):
             job_id = f"{batch}-{index}"
-            self.post("/api/v1/flow/run_binary_async", {
-                "binary_path": self.binary_path, "input_dir": f"{self.user}/bench/data/input",
-                "output_dir": f"{self.user}/bench/out/{job_id}", "job_id": job_id,
-                "settings": {"priority": PRIORITY}})
+            self.post(
+                "/api/v1/flow/run_binary_async",
+                {
+                    "binary_path": self.binary_path,
+                    "input_dir": f"{self.user}/bench/data/input",
+                    "output_dir": f"{self.user}/bench/out/{job_id}",
+                    "job_id": job_id,
+                    "settings": {"priority": PRIORITY},
+                },
+            )
         wait_until(lambda: self.count(TERMINAL, since) >= n, 60 + n, f"{n} Flowbin runs")
         elapsed = time.perf_counter() - started
         complete = self.count({JobStatus.COMPLETE}, since, id_prefix=f"{batch}-")
@@ -165,8 +202,10 @@ class CelerySide:
 
     def step(self, run: int, step: int, done_key: str | None = None):
         return self.app.signature(NOOP, args=(run, step, done_key), immutable=True).set(
-            priority=broker_priority(PRIORITY), soft_time_limit=STEP_LIMIT,
-            time_limit=STEP_LIMIT + HARD_LIMIT_GRACE)
+            priority=broker_priority(PRIORITY),
+            soft_time_limit=STEP_LIMIT,
+            time_limit=STEP_LIMIT + HARD_LIMIT_GRACE,
+        )
 
     def run(self, batch: str, n: int) -> float:
         done_key = f"bench:{batch}:done"
@@ -191,8 +230,7 @@ def cpu_meter(worker: subprocess.Popen, redis_pid: int | None, postgres: bool):
     return lambda: proc_cpu.snapshot(processes, {"worker pool": worker.pid}, by_name)
 
 
-def timed(run: Callable[[str, int], float], batch: str, n: int,
-          meter) -> tuple[float, dict | None]:
+def timed(run: Callable[[str, int], float], batch: str, n: int, meter) -> tuple[float, dict | None]:
     before = meter()
     elapsed = run(batch, n)
     after = meter()
@@ -220,8 +258,9 @@ def print_cpu(runs: int, sides: dict[str, dict | None]) -> None:
     print(f"  {'':<22}" + "".join(f"{name:>7}" for name in sides))
 
 
-def measure(args: argparse.Namespace, data_dir: Path, redis_url: str,
-            redis_pid: int | None = None) -> None:
+def measure(
+    args: argparse.Namespace, data_dir: Path, redis_url: str, redis_pid: int | None = None
+) -> None:
     tag = uuid.uuid4().hex[:8]  # job ids and the user stay apart from an earlier run's
     settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
     migrate.upgrade(settings.sql_url)
@@ -263,13 +302,18 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str,
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
     print(f"store: {store}, worker concurrency: {args.concurrency}, {args.runs} runs a side")
     for number, (raw_s, flowbin_s, _, _, stolen) in enumerate(rounds, 1):
-        print(f"round {number}: flowbin {args.runs / flowbin_s:6.1f} runs/s, "
-              f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}"
-              f" (CPU stolen by the host: {stolen:.0%})")
+        print(
+            f"round {number}: flowbin {args.runs / flowbin_s:6.1f} runs/s, "
+            f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}"
+            f" (CPU stolen by the host: {stolen:.0%})"
+        )
     raw_s, flowbin_s, raw_cpu, flowbin_cpu, _ = sorted(rounds, key=lambda r: r[0] / r[1])[
-        len(rounds) // 2]
-    print(f"median round: flowbin {args.runs / flowbin_s:.1f} runs/s, "
-          f"raw celery chain {args.runs / raw_s:.1f} runs/s")
+        len(rounds) // 2
+    ]
+    print(
+        f"median round: flowbin {args.runs / flowbin_s:.1f} runs/s, "
+        f"raw celery chain {args.runs / raw_s:.1f} runs/s"
+    )
     print(f"ratio: {raw_s / flowbin_s:.2f} (target >= 0.5)")
     print_cpu(args.runs, {"raw": raw_cpu, "flowbin": flowbin_cpu})
 

@@ -47,27 +47,40 @@ def _now() -> datetime:
 
 def running_claims(session: Session, job_id: str) -> list[str]:
     """Task ids of the job's steps that are running now (their claim has not lapsed)."""
-    return list(session.scalars(
-        select(JobFile.claimed_by).where(
-            JobFile.job_id == job_id, JobFile.status == FileStatus.PENDING.value,
-            JobFile.claimed_by.is_not(None), JobFile.claimed_until > _now())
-    ))
+    return list(
+        session.scalars(
+            select(JobFile.claimed_by).where(
+                JobFile.job_id == job_id,
+                JobFile.status == FileStatus.PENDING.value,
+                JobFile.claimed_by.is_not(None),
+                JobFile.claimed_until > _now(),
+            )
+        )
+    )
 
 
 def jobs_with_running_steps(session: Session, job_ids: list[str]) -> set[str]:
     if not job_ids:
         return set()
-    return set(session.scalars(
-        select(JobFile.job_id).distinct().where(
-            JobFile.job_id.in_(job_ids), JobFile.status == FileStatus.PENDING.value,
-            JobFile.claimed_by.is_not(None), JobFile.claimed_until > _now())
-    ))
+    return set(
+        session.scalars(
+            select(JobFile.job_id)
+            .distinct()
+            .where(
+                JobFile.job_id.in_(job_ids),
+                JobFile.status == FileStatus.PENDING.value,
+                JobFile.claimed_by.is_not(None),
+                JobFile.claimed_until > _now(),
+            )
+        )
+    )
 
 
 def pause_job(session: Session, job: Job) -> BrokerWork:
     if job.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
-        raise Conflict(f"job {job.id!r} is {job.status}: only a queued or running job can be "
-                       "paused")
+        raise Conflict(
+            f"job {job.id!r} is {job.status}: only a queued or running job can be paused"
+        )
     transition_job(session, job.id, JobStatus.PAUSED, message="Paused")
     return BrokerWork(affected=1)
 
@@ -78,14 +91,19 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
     transition_job(session, job.id, JobStatus.QUEUED, message="Resumed")
     # Files whose step is still running go on by themselves: that step's commit sees the job
     # runnable again and publishes the next one.
-    idle = list(session.scalars(
-        select(JobFile).where(
-            JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value,
-            or_(JobFile.claimed_by.is_(None), JobFile.claimed_until <= _now()))
-        # Waits for a step that is committing its advance right now, then sees it: that step
-        # read the job as paused, so it is this resume that must publish the file's next step.
-        .with_for_update()
-    ))
+    idle = list(
+        session.scalars(
+            select(JobFile)
+            .where(
+                JobFile.job_id == job.id,
+                JobFile.status == FileStatus.PENDING.value,
+                or_(JobFile.claimed_by.is_(None), JobFile.claimed_until <= _now()),
+            )
+            # Waits for a step that is committing its advance right now, then sees it: that step
+            # read the job as paused, so it is this resume that must publish the file's next step.
+            .with_for_update()
+        )
+    )
     return BrokerWork(publish=schedule_files(session, settings, job, idle), affected=1)
 
 
@@ -96,14 +114,19 @@ def cancel_job(session: Session, job: Job) -> BrokerWork:
         raise Conflict(f"job {job.id!r} is {job.status}: there is nothing left to cancel")
     pending = session.execute(
         select(JobFile.claimed_by, JobFile.next_task_id).where(
-            JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value)
+            JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value
+        )
     ).all()
     transition_job(session, job.id, JobStatus.CANCELLED, message="Cancelled")
     session.execute(
         update(JobFile)
         .where(JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value)
-        .values(status=FileStatus.CANCELLED.value, next_task_id=None, claimed_by=None,
-                claimed_until=None)
+        .values(
+            status=FileStatus.CANCELLED.value,
+            next_task_id=None,
+            claimed_by=None,
+            claimed_until=None,
+        )
     )
     return BrokerWork(
         terminate=[claimed for claimed, _ in pending if claimed],
@@ -117,34 +140,59 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
         raise InvalidRequest(f"type must be one of {', '.join(RETRY_TYPES)}, not {retry_type!r}")
     if job.kind != "flow":
         raise Conflict(f"job {job.id!r} is a {job.kind} job; only flow runs can be retried")
-    if job.status not in (JobStatus.COMPLETE.value, JobStatus.FAILED.value,
-                          JobStatus.STOPPED_AT_CHECKPOINT.value):
-        raise Conflict(f"job {job.id!r} is {job.status}: only a finished job can be retried"
-                       + (" (a cancelled job never runs again)"
-                          if job.status == JobStatus.CANCELLED.value else ""))
+    if job.status not in (
+        JobStatus.COMPLETE.value,
+        JobStatus.FAILED.value,
+        JobStatus.STOPPED_AT_CHECKPOINT.value,
+    ):
+        raise Conflict(
+            f"job {job.id!r} is {job.status}: only a finished job can be retried"
+            + (
+                " (a cancelled job never runs again)"
+                if job.status == JobStatus.CANCELLED.value
+                else ""
+            )
+        )
     conditions = []
     if retry_type in ("all", "step_failure"):
         conditions.append(JobFile.failed_step.is_not(None))
     if retry_type in ("all", "checkpoint_failure"):
         conditions.append(JobFile.checkpoint_step.is_not(None))
-    files = list(session.scalars(
-        select(JobFile).where(JobFile.job_id == job.id, or_(*conditions))
-        .order_by(JobFile.file_index)
-    ))
+    files = list(
+        session.scalars(
+            select(JobFile)
+            .where(JobFile.job_id == job.id, or_(*conditions))
+            .order_by(JobFile.file_index)
+        )
+    )
     if not files:
-        raise Conflict(f"job {job.id!r} has no files with {retry_type.replace('_', ' ')}s "
-                       "to retry")
+        raise Conflict(f"job {job.id!r} has no files with {retry_type.replace('_', ' ')}s to retry")
     transition_job(session, job.id, JobStatus.QUEUED, message=f"Retrying ({retry_type})")
     for row in files:
-        restart = min(step for step in (
-            row.failed_step if retry_type != "checkpoint_failure" else None,
-            row.checkpoint_step if retry_type != "step_failure" else None,
-        ) if step is not None)
+        restart = min(
+            step
+            for step in (
+                row.failed_step if retry_type != "checkpoint_failure" else None,
+                row.checkpoint_step if retry_type != "step_failure" else None,
+            )
+            if step is not None
+        )
         session.execute(
-            update(JobFile).where(JobFile.id == row.id).values(
-                status=FileStatus.PENDING.value, next_step=restart, attempts=0,
-                failed_step=None, checkpoint_step=None, num_records=0, num_errors=0,
-                num_checkpoint_failed=0, num_filtered=0, error_counts={}, advanced_by=None)
+            update(JobFile)
+            .where(JobFile.id == row.id)
+            .values(
+                status=FileStatus.PENDING.value,
+                next_step=restart,
+                attempts=0,
+                failed_step=None,
+                checkpoint_step=None,
+                num_records=0,
+                num_errors=0,
+                num_checkpoint_failed=0,
+                num_filtered=0,
+                error_counts={},
+                advanced_by=None,
+            )
         )
         row.next_step = restart
     session.execute(
@@ -153,8 +201,9 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
     return BrokerWork(publish=schedule_files(session, settings, job, files), affected=1)
 
 
-def set_job_tags(session: Session, principal: Principal, job_id: str,
-                 names: list[str] | None) -> list[str]:
+def set_job_tags(
+    session: Session, principal: Principal, job_id: str, names: list[str] | None
+) -> list[str]:
     job = get_job_for(session, principal, job_id)
     return set_tags(session, job.id, list(names or []))
 
@@ -167,8 +216,9 @@ class BulkFilter:
     tags: tuple[str, ...] = ()
 
 
-def select_jobs_for_bulk(session: Session, principal: Principal, bulk: BulkFilter,
-                         statuses: tuple[JobStatus, ...]) -> list[Job]:
+def select_jobs_for_bulk(
+    session: Session, principal: Principal, bulk: BulkFilter, statuses: tuple[JobStatus, ...]
+) -> list[Job]:
     query = select(Job).where(
         Job.kind == "flow",
         Job.status.in_([status.value for status in statuses]),

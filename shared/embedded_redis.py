@@ -115,15 +115,23 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         return [
             self.executable or find_redis_server(),
-            "--bind", HOST,
-            "--port", str(self.port),
-            "--dir", str(self.directory),
+            "--bind",
+            HOST,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.directory),
             # The AOF alone is the durable copy; RDB snapshots would only add pauses.
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--daemonize", "no",
-            "--logfile", str(self.log_file),
-            "--requirepass", self.password,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_file),
+            "--requirepass",
+            self.password,
         ]
 
     def start(self) -> EmbeddedRedis:
@@ -152,9 +160,14 @@ class EmbeddedRedis:
     def _wait_until_ready(self) -> bool:
         """Poll until our server answers (True) or the process exits or the deadline passes."""
         # No client-side retries: they back off for seconds, and this loop is the retry.
-        client = redis.Redis(host=HOST, port=self.port, password=self.password,
-                             socket_connect_timeout=0.5,
-                             socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+        client = redis.Redis(
+            host=HOST,
+            port=self.port,
+            password=self.password,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
+        )
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while time.monotonic() < deadline:

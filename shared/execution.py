@@ -46,39 +46,53 @@ RUNNABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 # Each passes ``updated_at`` itself (a prepared statement runs no column defaults).
 _files = JobFile.__table__
 _jobs = Job.__table__
-_THIS_FILE = (_files.c.job_id == bindparam("b_job_id"),
-              _files.c.file_index == bindparam("b_file_index"))
+_THIS_FILE = (
+    _files.c.job_id == bindparam("b_job_id"),
+    _files.c.file_index == bindparam("b_file_index"),
+)
 # The job's state, read in the same statement that changes one of its files. Keyed by the
 # bound job id, not correlated to the file's row: in an UPDATE's RETURNING, SQLite plans a
 # correlated subquery as a scan of the whole jobs table, so every step slowed as jobs piled up.
-_JOB_STATUS = (
-    select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id")).scalar_subquery()
-)
+_JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id")).scalar_subquery()
 _NOW = bindparam("now", type_=_files.c.updated_at.type)
 _TOKEN_TYPE = _files.c.next_task_id.type
 _CLAIM = Prepared(
     update(_files)
-    .where(*_THIS_FILE,
-           _files.c.next_step == bindparam("step"),
-           _files.c.status == FileStatus.PENDING.value,
-           or_(_files.c.next_task_id == bindparam("task_id"),
-               _files.c.claimed_by == bindparam("task_id")),
-           _files.c.attempts < bindparam("max_attempts"),
-           select(_jobs.c.id)
-           .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, RUNNABLE))
-           .exists())
-    .values(attempts=_files.c.attempts + 1, claimed_by=bindparam("task_id"), next_task_id=None,
-            claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
-            updated_at=_NOW)
+    .where(
+        *_THIS_FILE,
+        _files.c.next_step == bindparam("step"),
+        _files.c.status == FileStatus.PENDING.value,
+        or_(
+            _files.c.next_task_id == bindparam("task_id"),
+            _files.c.claimed_by == bindparam("task_id"),
+        ),
+        _files.c.attempts < bindparam("max_attempts"),
+        select(_jobs.c.id)
+        .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, RUNNABLE))
+        .exists(),
+    )
+    .values(
+        attempts=_files.c.attempts + 1,
+        claimed_by=bindparam("task_id"),
+        next_task_id=None,
+        claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
+        updated_at=_NOW,
+    )
     .returning(_files.c.file_name, _JOB_STATUS)
 )
 # Every file's outcome, each row with the job's state (one read decides whether the job ends).
 _FILE_OUTCOMES = Prepared(
-    select(_files.c.file_name, _files.c.status, _files.c.num_records, _files.c.num_errors,
-           _JOB_STATUS.label("job_status"))
+    select(
+        _files.c.file_name,
+        _files.c.status,
+        _files.c.num_records,
+        _files.c.num_errors,
+        _JOB_STATUS.label("job_status"),
+    )
     .where(_files.c.job_id == bindparam("b_job_id"))
     .order_by(_files.c.file_index)
 )
+
 
 def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: bool) -> Update:
     """The compare-and-set that moves a file past its step, and remembers where records first
@@ -97,28 +111,40 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: boo
     }
     if not file_ends:
         values["next_task_id"] = case(
-            (one_of(_JOB_STATUS, RUNNABLE), bindparam("next_token", type_=_TOKEN_TYPE)),
-            else_=None)
+            (one_of(_JOB_STATUS, RUNNABLE), bindparam("next_token", type_=_TOKEN_TYPE)), else_=None
+        )
     if failed:
         values["failed_step"] = func.coalesce(_files.c.failed_step, bindparam("step"))
     if stopped_at_checkpoint:
         values["checkpoint_step"] = func.coalesce(_files.c.checkpoint_step, bindparam("step"))
     if file_ends:
-        for column in ("status", "num_records", "num_errors", "num_checkpoint_failed",
-                       "error_counts"):
+        for column in (
+            "status",
+            "num_records",
+            "num_errors",
+            "num_checkpoint_failed",
+            "error_counts",
+        ):
             values[column] = bindparam(f"end_{column}", type_=_files.c[column].type)
     return (
         update(_files)
-        .where(*_THIS_FILE, _files.c.next_step == bindparam("step"),
-               _files.c.status == FileStatus.PENDING.value,
-               _files.c.claimed_by == bindparam("task_id"))
+        .where(
+            *_THIS_FILE,
+            _files.c.next_step == bindparam("step"),
+            _files.c.status == FileStatus.PENDING.value,
+            _files.c.claimed_by == bindparam("task_id"),
+        )
         .values(**values)
         .returning(_JOB_STATUS.label("job_status"))
     )
 
 
-_ADVANCE = {(failed, stopped, ends): Prepared(_advance_statement(failed, stopped, ends))
-            for failed in (False, True) for stopped in (False, True) for ends in (False, True)}
+_ADVANCE = {
+    (failed, stopped, ends): Prepared(_advance_statement(failed, stopped, ends))
+    for failed in (False, True)
+    for stopped in (False, True)
+    for ends in (False, True)
+}
 
 
 @functools.cache
@@ -177,9 +203,11 @@ class JobSnapshot:
     flow_type: str
 
 
-_SNAPSHOT = Prepared(select(
-    *[Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__]
-).where(Job.__table__.c.id == bindparam("b_job_id")))
+_SNAPSHOT = Prepared(
+    select(*[Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__]).where(
+        Job.__table__.c.id == bindparam("b_job_id")
+    )
+)
 
 
 _SNAPSHOTS: OrderedDict[tuple[object, str], JobSnapshot] = OrderedDict()
@@ -210,8 +238,9 @@ def cached_binary(settings: Settings, digest: str) -> CompiledBinary:
     return _binary(settings.binary_store, digest)
 
 
-def step_output_file(settings: Settings, job: Job, binary: CompiledBinary, step_index: int,
-                     file_name: str) -> Path:
+def step_output_file(
+    settings: Settings, job: Job, binary: CompiledBinary, step_index: int, file_name: str
+) -> Path:
     folder = f"{step_index:02d}_{binary.steps[step_index].id}"
     return output_path(settings, job) / "steps" / folder / f"{file_name}.json"
 
@@ -226,8 +255,14 @@ def step_time_limit(settings: Settings, job: Job, binary: CompiledBinary, step_i
     return settings.step_time_limit(step.timeout if step.timeout else job.step_timeout)
 
 
-def next_step_for(settings: Settings, job: Job, binary: CompiledBinary, file_index: int,
-                  step_index: int, task_id: str) -> NextStep:
+def next_step_for(
+    settings: Settings,
+    job: Job,
+    binary: CompiledBinary,
+    file_index: int,
+    step_index: int,
+    task_id: str,
+) -> NextStep:
     return NextStep(
         call=StepCall(job.id, file_index, step_index, task_id),
         priority=job.priority,
@@ -235,16 +270,18 @@ def next_step_for(settings: Settings, job: Job, binary: CompiledBinary, file_ind
     )
 
 
-def steps_for(settings: Settings, job: Job | JobSnapshot,
-              files: list[JobFile]) -> list[NextStep]:
+def steps_for(settings: Settings, job: Job | JobSnapshot, files: list[JobFile]) -> list[NextStep]:
     """The next step of each file, with the token already stored for it."""
     binary = cached_binary(settings, job.binary_hash)
-    return [next_step_for(settings, job, binary, row.file_index, row.next_step, row.next_task_id)
-            for row in files]
+    return [
+        next_step_for(settings, job, binary, row.file_index, row.next_step, row.next_task_id)
+        for row in files
+    ]
 
 
-def schedule_files(session: Session, settings: Settings, job: Job,
-                   files: list[JobFile]) -> list[NextStep]:
+def schedule_files(
+    session: Session, settings: Settings, job: Job, files: list[JobFile]
+) -> list[NextStep]:
     """Mint a fresh token for each file's next step; publish the result after commit.
 
     A fresh token retires any message already queued for these files."""
@@ -290,24 +327,37 @@ class StepRunner:
         except Exception as error:
             # A failure outside the per-record handling (unreadable input, a full disk): the
             # file fails at this step, with the reason, instead of staying pending forever.
-            self._fail_file(job, call, file_name,
-                            f"Error <{type(error).__name__}: {error}> in step "
-                            f"{binary.steps[call.step_index].id}", logger)
+            self._fail_file(
+                job,
+                call,
+                file_name,
+                f"Error <{type(error).__name__}: {error}> in step "
+                f"{binary.steps[call.step_index].id}",
+                logger,
+            )
             raise
 
     # -- claim ------------------------------------------------------------------------------
 
-    def _claim(self, conn: Connection, job: JobSnapshot, binary: CompiledBinary,
-               call: StepCall) -> str | None:
+    def _claim(
+        self, conn: Connection, job: JobSnapshot, binary: CompiledBinary, call: StepCall
+    ) -> str | None:
         """Take the file for this step (one conditional UPDATE on ``conn``) if the message is
         the one the store expects and the job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
         now = _now()
-        claimed = _CLAIM.first(conn, {
-            "b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
-            "task_id": call.task_id, "max_attempts": self.settings.max_step_attempts,
-            "until": now + timedelta(seconds=limit) + CLAIM_GRACE, "now": now,
-        })
+        claimed = _CLAIM.first(
+            conn,
+            {
+                "b_job_id": job.id,
+                "b_file_index": call.file_index,
+                "step": call.step_index,
+                "task_id": call.task_id,
+                "max_attempts": self.settings.max_step_attempts,
+                "until": now + timedelta(seconds=limit) + CLAIM_GRACE,
+                "now": now,
+            },
+        )
         if claimed is None:
             return None
         file_name, job_status = claimed
@@ -315,28 +365,42 @@ class StepRunner:
             transition_job(conn, job.id, JobStatus.RUNNING, message="Running", strict=False)
         return file_name
 
-    def _refused(self, job: JobSnapshot, binary: CompiledBinary,
-                 call: StepCall) -> NextStep | None:
+    def _refused(self, job: JobSnapshot, binary: CompiledBinary, call: StepCall) -> NextStep | None:
         """Why a message could not claim its file, and what is left to do about it."""
         with session_scope(self.settings.sql_url, read_only=True) as session:
             row = session.execute(
-                select(JobFile.status, JobFile.next_step, JobFile.next_task_id,
-                       JobFile.claimed_by, JobFile.attempts, JobFile.advanced_by,
-                       JobFile.file_name, Job.status.label("job_status"))
+                select(
+                    JobFile.status,
+                    JobFile.next_step,
+                    JobFile.next_task_id,
+                    JobFile.claimed_by,
+                    JobFile.attempts,
+                    JobFile.advanced_by,
+                    JobFile.file_name,
+                    Job.status.label("job_status"),
+                )
                 .join(Job, Job.id == JobFile.job_id)
                 .where(JobFile.job_id == job.id, JobFile.file_index == call.file_index)
             ).first()
         if row is None:
             return None
         expected = call.task_id in (row.next_task_id, row.claimed_by)
-        if (expected and row.status == FileStatus.PENDING.value
-                and row.next_step == call.step_index and row.job_status in RUNNABLE):
+        if (
+            expected
+            and row.status == FileStatus.PENDING.value
+            and row.next_step == call.step_index
+            and row.job_status in RUNNABLE
+        ):
             # Its own message, and the job may run: only the attempt cap refuses it.
             logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
-            self._fail_file(job, call, row.file_name,
-                            f"Error <step was started {self.settings.max_step_attempts} times "
-                            f"and never finished> in step {binary.steps[call.step_index].id}",
-                            logger)
+            self._fail_file(
+                job,
+                call,
+                row.file_name,
+                f"Error <step was started {self.settings.max_step_attempts} times "
+                f"and never finished> in step {binary.steps[call.step_index].id}",
+                logger,
+            )
             return None
         if row.advanced_by != call.task_id:
             return None  # a stale or duplicated message: nothing to do
@@ -350,16 +414,25 @@ class StepRunner:
             return None
         if row.job_status not in RUNNABLE or not row.next_task_id:
             return None
-        return next_step_for(self.settings, job, binary, call.file_index, row.next_step,
-                             row.next_task_id)
+        return next_step_for(
+            self.settings, job, binary, call.file_index, row.next_step, row.next_task_id
+        )
 
     # -- execute ----------------------------------------------------------------------------
 
-    def _execute(self, call: StepCall, job: JobSnapshot, binary: CompiledBinary,
-                 file_name: str, logger: JobLogger) -> NextStep | None:
+    def _execute(
+        self,
+        call: StepCall,
+        job: JobSnapshot,
+        binary: CompiledBinary,
+        file_name: str,
+        logger: JobLogger,
+    ) -> NextStep | None:
         step = binary.steps[call.step_index]
-        logger.info(f"Starting step '{step.id}' ({call.step_index + 1}/{len(binary.steps)}) "
-                    f"on file {file_name}")
+        logger.info(
+            f"Starting step '{step.id}' ({call.step_index + 1}/{len(binary.steps)}) "
+            f"on file {file_name}"
+        )
         records = self._input_records(job, binary, call, file_name)
         context = runtime.StepContext(
             job_id=job.id,
@@ -368,25 +441,39 @@ class StepRunner:
             log_to_timeline=job.log_to_timeline,
         )
         try:
-            outcome = runtime.run_step(binary, call.step_index, records, context,
-                                       passthrough=self.passthrough)
+            outcome = runtime.run_step(
+                binary, call.step_index, records, context, passthrough=self.passthrough
+            )
         except self.passthrough:
             limit = step_time_limit(self.settings, job, binary, call.step_index)
-            message = (f"Error <step '{step.id}' exceeded its time limit of {limit} s> "
-                       f"in step {step.id}")
+            message = (
+                f"Error <step '{step.id}' exceeded its time limit of {limit} s> in step {step.id}"
+            )
             logger.error(f"{message} on file {file_name}")
             failed = [_failed(record, message) for record in records]
-            outcome = runtime.StepOutcome(records=failed, failed=sum(
-                1 for new, old in zip(failed, records, strict=True) if new is not old))
+            outcome = runtime.StepOutcome(
+                records=failed,
+                failed=sum(1 for new, old in zip(failed, records, strict=True) if new is not old),
+            )
         records = outcome.records
-        write_atomic(step_output_file(self.settings, job, binary, call.step_index, file_name),
-                     json.dumps(records, ensure_ascii=False).encode("utf-8"))
+        write_atomic(
+            step_output_file(self.settings, job, binary, call.step_index, file_name),
+            json.dumps(records, ensure_ascii=False).encode("utf-8"),
+        )
         live = sum(1 for r in records if not r.get("error") and not r.get("checkpoint_failed"))
         file_ends = call.step_index + 1 == len(binary.steps) or not live
-        logger.info(f"Finished step '{step.id}' on file {file_name}: {len(records)} records, "
-                    f"{len(records) - live} stopped, {outcome.filtered} filtered")
-        params = {"b_job_id": job.id, "b_file_index": call.file_index, "step": call.step_index,
-                  "task_id": call.task_id, "filtered": outcome.filtered, "now": _now()}
+        logger.info(
+            f"Finished step '{step.id}' on file {file_name}: {len(records)} records, "
+            f"{len(records) - live} stopped, {outcome.filtered} filtered"
+        )
+        params = {
+            "b_job_id": job.id,
+            "b_file_index": call.file_index,
+            "step": call.step_index,
+            "task_id": call.task_id,
+            "filtered": outcome.filtered,
+            "now": _now(),
+        }
         kind = (bool(outcome.failed), bool(outcome.checkpoint_failed))
         if not file_ends:
             token = params["next_token"] = new_task_id()
@@ -395,11 +482,14 @@ class StepRunner:
             # or this sees its new state. A pause committed first stops the file here.
             if self._advance(kind, params, logger) not in RUNNABLE:
                 return None  # the claim was lost meanwhile, or the job may not go on
-            return next_step_for(self.settings, job, binary, call.file_index,
-                                 call.step_index + 1, token)
+            return next_step_for(
+                self.settings, job, binary, call.file_index, call.step_index + 1, token
+            )
         final = runtime.final_results(records, runtime.output_schema_of(job.settings))
-        write_atomic(results_file(self.settings, job, file_name),
-                     json.dumps(final, ensure_ascii=False).encode("utf-8"))
+        write_atomic(
+            results_file(self.settings, job, file_name),
+            json.dumps(final, ensure_ascii=False).encode("utf-8"),
+        )
         params.update(_file_ending(records))
         logger.info(f"File {file_name} finished: {params['end_status']}")
         with connection_scope(self.settings.sql_url) as conn:
@@ -418,7 +508,8 @@ class StepRunner:
             lines = logger.take()
             with statement_scope(url) as conn:
                 moved = _advance_and_log(*kind, len(lines)).first(
-                    conn, {**params, **line_params(lines)})
+                    conn, {**params, **line_params(lines)}
+                )
             return None if moved is None else moved.job_status
         with connection_scope(url) as conn:
             moved = _ADVANCE[(*kind, False)].first(conn, params)
@@ -427,8 +518,9 @@ class StepRunner:
             logger.write(conn)
             return moved.job_status
 
-    def _input_records(self, job: JobSnapshot, binary: CompiledBinary, call: StepCall,
-                       file_name: str) -> list[dict]:
+    def _input_records(
+        self, job: JobSnapshot, binary: CompiledBinary, call: StepCall, file_name: str
+    ) -> list[dict]:
         if call.step_index == 0:
             source = input_path(self.settings, job, file_name)
             return [runtime.new_record(file_name, call.file_index, str(source))]
@@ -437,33 +529,52 @@ class StepRunner:
 
     # -- endings ----------------------------------------------------------------------------
 
-    def _fail_file(self, job: JobSnapshot, call: StepCall, file_name: str, message: str,
-                   logger: JobLogger) -> None:
+    def _fail_file(
+        self, job: JobSnapshot, call: StepCall, file_name: str, message: str, logger: JobLogger
+    ) -> None:
         logger.error(f"{message} on file {file_name}")
         with connection_scope(self.settings.sql_url) as conn:
             failed = conn.execute(
                 update(_files)
-                .where(_files.c.job_id == job.id, _files.c.file_index == call.file_index,
-                       _files.c.next_step == call.step_index,
-                       _files.c.status == FileStatus.PENDING.value)
-                .values(status=FileStatus.FAILED.value, failed_step=call.step_index,
-                        num_records=1, num_errors=1, num_checkpoint_failed=0,
-                        error_counts={message: 1}, claimed_by=None, claimed_until=None,
-                        next_task_id=None, advanced_by=call.task_id)
+                .where(
+                    _files.c.job_id == job.id,
+                    _files.c.file_index == call.file_index,
+                    _files.c.next_step == call.step_index,
+                    _files.c.status == FileStatus.PENDING.value,
+                )
+                .values(
+                    status=FileStatus.FAILED.value,
+                    failed_step=call.step_index,
+                    num_records=1,
+                    num_errors=1,
+                    num_checkpoint_failed=0,
+                    error_counts={message: 1},
+                    claimed_by=None,
+                    claimed_until=None,
+                    next_task_id=None,
+                    advanced_by=call.task_id,
+                )
             ).rowcount
             if failed == 1 and _count_finished_file(conn, job.id):
                 self._finish_job_if_done(conn, job, logger)
             logger.write(conn)
 
-    def _finish_job_if_done(self, conn: Connection, job: JobSnapshot, logger: JobLogger,
-                            known: dict[str, list[dict]] | None = None) -> None:
+    def _finish_job_if_done(
+        self,
+        conn: Connection,
+        job: JobSnapshot,
+        logger: JobLogger,
+        known: dict[str, list[dict]] | None = None,
+    ) -> None:
         """Write the combined results and move the job to its final state, in the caller's
         transaction (idempotent: only a running or paused job with no pending file moves).
         ``known`` holds final results the caller has in hand, by file name; the rest are read
         back from the files' results. The caller writes ``logger``'s lines."""
         files = _FILE_OUTCOMES.all(conn, {"b_job_id": job.id})
-        if not files or files[0].job_status not in (JobStatus.RUNNING.value,
-                                                    JobStatus.PAUSED.value):
+        if not files or files[0].job_status not in (
+            JobStatus.RUNNING.value,
+            JobStatus.PAUSED.value,
+        ):
             return
         if any(row.status == FileStatus.PENDING.value for row in files):
             return
@@ -475,8 +586,10 @@ class StepRunner:
             path = results_file(self.settings, job, row.file_name)
             if path.exists():
                 combined.extend(json.loads(path.read_text("utf-8")))
-        write_atomic(output_path(self.settings, job) / "results.json",
-                     json.dumps(combined, ensure_ascii=False).encode("utf-8"))
+        write_atomic(
+            output_path(self.settings, job) / "results.json",
+            json.dumps(combined, ensure_ascii=False).encode("utf-8"),
+        )
         target, message = _job_outcome(job, files)
         if transition_job(conn, job.id, target, message=message, strict=False):
             logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
@@ -512,8 +625,9 @@ def _job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:
         return JobStatus.STOPPED_AT_CHECKPOINT, f"Stopped at checkpoint {label}"
     records = sum(row.num_records for row in files)
     errors = sum(row.num_errors for row in files)
-    if (errors and errors >= records) or all(row.status == FileStatus.FAILED.value
-                                             for row in files):
+    if (errors and errors >= records) or all(
+        row.status == FileStatus.FAILED.value for row in files
+    ):
         return JobStatus.FAILED, f"Failed {label}: no record came through ({errors} errors)"
     return JobStatus.COMPLETE, f"Completed {label}"
 

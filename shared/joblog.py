@@ -29,8 +29,10 @@ LINES_PER_INSERT = 32
 def _line_binds(count: int) -> list[dict[str, BindParameter]]:
     """The bind parameters of ``count`` lines, named ``<column>_<line number>``."""
     columns = JobLog.__table__.c
-    return [{name: bindparam(f"{name}_{number}", type_=columns[name].type) for name in _COLUMNS}
-            for number in range(count)]
+    return [
+        {name: bindparam(f"{name}_{number}", type_=columns[name].type) for name in _COLUMNS}
+        for number in range(count)
+    ]
 
 
 @functools.cache
@@ -44,16 +46,19 @@ def insert_lines_if(count: int, condition: ColumnElement[bool]) -> Insert:
     """An INSERT of ``count`` lines that inserts nothing unless ``condition`` holds, with the
     parameters of ``line_params``: for a PostgreSQL statement that writes the lines only if its
     own UPDATE changed a row (shared/execution.py)."""
-    lines = values(*[column(name, JobLog.__table__.c[name].type) for name in _COLUMNS],
-                   name="lines").data([tuple(row.values()) for row in _line_binds(count)])
-    return insert(JobLog.__table__).from_select(list(_COLUMNS),
-                                                select(lines).where(condition))
+    lines = values(
+        *[column(name, JobLog.__table__.c[name].type) for name in _COLUMNS], name="lines"
+    ).data([tuple(row.values()) for row in _line_binds(count)])
+    return insert(JobLog.__table__).from_select(list(_COLUMNS), select(lines).where(condition))
 
 
 def line_params(lines: list[dict]) -> dict:
     """The parameters of an INSERT of ``lines`` (entries of a JobLogger)."""
-    return {f"{name}_{number}": value
-            for number, line in enumerate(lines) for name, value in line.items()}
+    return {
+        f"{name}_{number}": value
+        for number, line in enumerate(lines)
+        for name, value in line.items()
+    }
 
 
 @dataclass
@@ -101,7 +106,7 @@ class JobLogger:
         """Insert the collected lines in ``conn``'s transaction: one statement for up to
         ``LINES_PER_INSERT`` lines."""
         for start in range(0, len(self.entries), LINES_PER_INSERT):
-            lines = self.entries[start:start + LINES_PER_INSERT]
+            lines = self.entries[start : start + LINES_PER_INSERT]
             _insert_lines(len(lines)).execute(conn, line_params(lines))
         self.entries = []
 

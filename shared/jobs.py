@@ -121,7 +121,8 @@ def _transition_statement(target: JobStatus):
     # The row comes back from the UPDATE itself: a job that ends hands its receivers' settings
     # to the notifications without another read.
     returned = (
-        notifications.JOB_COLUMNS_FOR_NOTIFYING if target in notifications.NOTIFYING
+        notifications.JOB_COLUMNS_FOR_NOTIFYING
+        if target in notifications.NOTIFYING
         else (jobs.c.id,)
     )
     return Prepared(

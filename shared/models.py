@@ -111,9 +111,7 @@ class JobTag(Base):
 class JobPipeline(Base):
     __tablename__ = "job_pipelines"
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     pipeline_id: Mapped[str] = mapped_column(String(100), primary_key=True)
 
     __table_args__ = (Index("ix_job_pipelines_pipeline_id", "pipeline_id"),)
@@ -153,9 +151,7 @@ class JobFile(Base):
     num_filtered: Mapped[int] = mapped_column(Integer, default=0)
     # Error message -> number of records that failed with it (seed's recordsWithMsg).
     error_counts: Mapped[dict] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("job_id", "file_index", name="uq_job_files_job_index"),)
 
@@ -269,10 +265,19 @@ class RecordReview(Base):
 def with_defaults(model: type[Base], rows: list[dict]) -> list[dict]:
     """``rows`` of ``model``'s table with the Python-side default of every column they leave
     out, for an INSERT that fills no defaults itself (a prepared statement, shared/prepared.py)."""
-    defaults = [(column.key, column.default) for column in model.__table__.columns
-                if column.default is not None]
+    defaults = [
+        (column.key, column.default)
+        for column in model.__table__.columns
+        if column.default is not None
+    ]
     return [
-        {**{key: default.arg(None) if default.is_callable else default.arg
-            for key, default in defaults if key not in row}, **row}
+        {
+            **{
+                key: default.arg(None) if default.is_callable else default.arg
+                for key, default in defaults
+                if key not in row
+            },
+            **row,
+        }
         for row in rows
     ]

@@ -41,9 +41,9 @@ def _as_sqlalchemy_errors(conn: Connection, sql: str) -> Iterator[None]:
         lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
         if lost:
             conn.invalidate(error)
-        raise exc.DBAPIError.instance(sql, None, error, dbapi.Error,
-                                      connection_invalidated=lost,
-                                      dialect=conn.dialect) from error
+        raise exc.DBAPIError.instance(
+            sql, None, error, dbapi.Error, connection_invalidated=lost, dialect=conn.dialect
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class _Compiled:
     results: tuple[Callable | None, ...]
 
 
-def _value_of(name: str, literal: Any, processor: Callable | None,
-              from_caller: bool) -> Callable[[dict], Any]:
+def _value_of(
+    name: str, literal: Any, processor: Callable | None, from_caller: bool
+) -> Callable[[dict], Any]:
     if not from_caller:
         fixed = processor(literal) if processor else literal
         return lambda params: fixed
@@ -102,8 +103,10 @@ class Prepared:
         columns = list(getattr(self.statement, "exported_columns", ()))
         if columns:
             row = namedtuple("Row", [column.key for column in columns], rename=True)
-            results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                            for column in columns)
+            results = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            )
         return _Compiled(compiled.string, positional, names, tuple(values), row, results)
 
     def _for(self, conn: Connection) -> _Compiled:
@@ -116,8 +119,9 @@ class Prepared:
     def _arguments(compiled: _Compiled, params: dict) -> Any:
         if compiled.positional:
             return [value(params) for value in compiled.values]
-        return {name: value(params)
-                for name, value in zip(compiled.names, compiled.values, strict=True)}
+        return {
+            name: value(params) for name, value in zip(compiled.names, compiled.values, strict=True)
+        }
 
     def execute(self, conn: Connection, params: dict) -> None:
         compiled = self._for(conn)
@@ -162,7 +166,10 @@ class Prepared:
         finally:
             cursor.close()
         return [
-            compiled.row._make(value if process is None else process(value)
-                               for value, process in zip(row, compiled.results, strict=True))
-            for row in raw if row is not None
+            compiled.row._make(
+                value if process is None else process(value)
+                for value, process in zip(row, compiled.results, strict=True)
+            )
+            for row in raw
+            if row is not None
         ]

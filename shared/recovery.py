@@ -24,14 +24,20 @@ def recover_stalled_steps(settings: Settings, limit: int = 500) -> list[NextStep
     now = datetime.now(UTC)
     steps: list[NextStep] = []
     with session_scope(settings.sql_url) as session:
-        stalled = list(session.scalars(
-            select(JobFile)
-            .join(Job, Job.id == JobFile.job_id)
-            .where(Job.status.in_(RUNNABLE), JobFile.status == FileStatus.PENDING.value,
-                   JobFile.claimed_by.is_not(None), JobFile.claimed_until < now)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=JobFile)
-        ))
+        stalled = list(
+            session.scalars(
+                select(JobFile)
+                .join(Job, Job.id == JobFile.job_id)
+                .where(
+                    Job.status.in_(RUNNABLE),
+                    JobFile.status == FileStatus.PENDING.value,
+                    JobFile.claimed_by.is_not(None),
+                    JobFile.claimed_until < now,
+                )
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=JobFile)
+            )
+        )
         by_job: dict[str, list[JobFile]] = {}
         for row in stalled:
             by_job.setdefault(row.job_id, []).append(row)

@@ -38,13 +38,16 @@ CLOSING_STATES = (ReviewState.COMPLETED, ReviewState.NOT_COMPLETED)
 
 # -- who may review ---------------------------------------------------------------------------
 
+
 def get_job_for_review(session: Session, principal: Principal, job_id: str | None) -> Job:
     """The job if the caller may review it: its owner, an admin or its assigned reviewer.
     Anyone else is told that it does not exist, as for any job."""
     job = get_job_for(session, principal, job_id, as_reviewer=True)
     if job.kind != "flow":
-        raise Conflict(f"job {job.id!r} is a {job.kind} job: only asynchronous flow runs "
-                       "have records to review")
+        raise Conflict(
+            f"job {job.id!r} is a {job.kind} job: only asynchronous flow runs "
+            "have records to review"
+        )
     return job
 
 
@@ -53,8 +56,9 @@ def assign_reviewer(session: Session, principal: Principal, job_id: str, usernam
     if job.owner_id != principal.user_id and not principal.is_admin:
         raise Forbidden(f"only the owner of job {job.id!r} or an admin can assign its reviewer")
     if find_user(session, username) is None:
-        raise InvalidRequest(f"no user {username!r}: the reviewer must be the username of an "
-                             "existing user")
+        raise InvalidRequest(
+            f"no user {username!r}: the reviewer must be the username of an existing user"
+        )
     job.reviewer = username
     job.review_state = ReviewState.IN_REVIEW.value
     _log(job, f"Reviewer {username} assigned by {principal.username}", session)
@@ -72,6 +76,7 @@ def close_review(session: Session, principal: Principal, job_id: str, state: str
 
 # -- records awaiting review ------------------------------------------------------------------
 
+
 def records_awaiting_review(session: Session, settings: Settings, job: Job) -> list[dict]:
     """For each file stopped at a checkpoint, the records that checkpoint stopped, in file and
     record order, each with the review it got in the job's current stop (if any)."""
@@ -79,55 +84,83 @@ def records_awaiting_review(session: Session, settings: Settings, job: Job) -> l
     reviews = _reviews_of_current_stop(session, job)
     listed = []
     for row in session.scalars(
-        select(JobFile).where(JobFile.job_id == job.id,
-                              JobFile.status == FileStatus.STOPPED_AT_CHECKPOINT.value,
-                              JobFile.checkpoint_step.is_not(None))
+        select(JobFile)
+        .where(
+            JobFile.job_id == job.id,
+            JobFile.status == FileStatus.STOPPED_AT_CHECKPOINT.value,
+            JobFile.checkpoint_step.is_not(None),
+        )
         .order_by(JobFile.file_index)
     ):
         step_id = binary.steps[row.checkpoint_step].id
         output = _read_records(
             step_output_file(settings, job, binary, row.checkpoint_step, row.file_name),
-            step_id, row.file_name)
+            step_id,
+            row.file_name,
+        )
         for _, record in stopped_records(output):
             review = reviews.get((row.file_index, record.get("record_index")))
             listed.append(_listed(row, record, step_id, review))
     return listed
 
 
-def correct_record(session: Session, settings: Settings, principal: Principal, job_id: str,
-                   file_index: int, record_index: int, fields: dict[str, Any]) -> dict:
+def correct_record(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    job_id: str,
+    file_index: int,
+    record_index: int,
+    fields: dict[str, Any],
+) -> dict:
     """Set ``fields`` on a stopped record where its checkpoint will read it again on retry,
     and record the review; no fields marks the record reviewed without change."""
     job = get_job_for_review(session, principal, job_id)
     # Held until commit: a retry (which moves the job on) waits for this correction.
     session.refresh(job, with_for_update=True)
     if job.status != JobStatus.STOPPED_AT_CHECKPOINT.value:
-        raise Conflict(f"job {job.id!r} is {job.status}, not stopped at a checkpoint: records "
-                       "can be corrected only while it is")
+        raise Conflict(
+            f"job {job.id!r} is {job.status}, not stopped at a checkpoint: records "
+            "can be corrected only while it is"
+        )
     row = session.scalar(
-        select(JobFile).where(JobFile.job_id == job.id, JobFile.file_index == file_index))
+        select(JobFile).where(JobFile.job_id == job.id, JobFile.file_index == file_index)
+    )
     if row is None:
         raise NotFound(f"job {job.id!r} has no file with file_index {file_index}")
     if row.status != FileStatus.STOPPED_AT_CHECKPOINT.value or row.checkpoint_step is None:
-        raise Conflict(f"file {row.file_name} (file_index {file_index}) did not stop at a "
-                       "checkpoint: none of its records is awaiting review")
+        raise Conflict(
+            f"file {row.file_name} (file_index {file_index}) did not stop at a "
+            "checkpoint: none of its records is awaiting review"
+        )
     binary = cached_binary(settings, job.binary_hash)
     step_id = binary.steps[row.checkpoint_step].id
     if row.checkpoint_step == 0:
-        raise Conflict(f"checkpoint '{step_id}' is the flow's first step, so there is no "
-                       "persisted input to correct: fix the input file and run the flow again")
+        raise Conflict(
+            f"checkpoint '{step_id}' is the flow's first step, so there is no "
+            "persisted input to correct: fix the input file and run the flow again"
+        )
     output = _read_records(
         step_output_file(settings, job, binary, row.checkpoint_step, row.file_name),
-        step_id, row.file_name)
+        step_id,
+        row.file_name,
+    )
     position = stopped_position(output, record_index, row.file_name)
     input_file = step_output_file(settings, job, binary, row.checkpoint_step - 1, row.file_name)
     corrected = corrected_input(
         _read_records(input_file, binary.steps[row.checkpoint_step - 1].id, row.file_name),
-        position, record_index, fields)
+        position,
+        record_index,
+        fields,
+    )
     review = _save_review(session, job, row.file_index, record_index, principal.username, fields)
     changes = ", ".join(sorted(fields)) if fields else "no field changed"
-    _log(job, f"Record {record_index} of file {row.file_name} stopped at checkpoint "
-              f"'{step_id}' reviewed by {principal.username}: {changes}", session)
+    _log(
+        job,
+        f"Record {record_index} of file {row.file_name} stopped at checkpoint "
+        f"'{step_id}' reviewed by {principal.username}: {changes}",
+        session,
+    )
     session.flush()
     if fields:
         # Written before the commit: if the commit then fails, the correction is on the drive
@@ -138,18 +171,21 @@ def correct_record(session: Session, settings: Settings, principal: Principal, j
 
 # -- flow_review_metrics ----------------------------------------------------------------------
 
-def review_metrics(session: Session, jobs: list[Job],
-                   summaries: dict[str, RunSummary]) -> dict[str, dict | None]:
+
+def review_metrics(
+    session: Session, jobs: list[Job], summaries: dict[str, RunSummary]
+) -> dict[str, dict | None]:
     """Each job's ``flow_review_metrics``: ``{"reviewed", "pending"}`` for asynchronous flow
     runs, None for compile and sync jobs (which never stop at a checkpoint)."""
     flow_ids = [job.id for job in jobs if job.kind == "flow"]
     counts: dict[str, tuple[int, int]] = {}
     if flow_ids:
-        in_current_stop = and_(Job.status == JobStatus.STOPPED_AT_CHECKPOINT.value,
-                               RecordReview.job_stopped_at == Job.finished_at)
+        in_current_stop = and_(
+            Job.status == JobStatus.STOPPED_AT_CHECKPOINT.value,
+            RecordReview.job_stopped_at == Job.finished_at,
+        )
         rows = session.execute(
-            select(RecordReview.job_id, func.count(),
-                   func.sum(case((in_current_stop, 1), else_=0)))
+            select(RecordReview.job_id, func.count(), func.sum(case((in_current_stop, 1), else_=0)))
             .join(Job, Job.id == RecordReview.job_id)
             .where(RecordReview.job_id.in_(flow_ids))
             .group_by(RecordReview.job_id)
@@ -157,7 +193,8 @@ def review_metrics(session: Session, jobs: list[Job],
         counts = {job_id: (reviewed, int(current or 0)) for job_id, reviewed, current in rows}
     return {
         job.id: metrics(summaries[job.id].num_checkpoint_failed, *counts.get(job.id, (0, 0)))
-        if job.kind == "flow" else None
+        if job.kind == "flow"
+        else None
         for job in jobs
     }
 
@@ -170,10 +207,14 @@ def metrics(stopped: int, reviewed: int, reviewed_in_current_stop: int) -> dict:
 
 # -- pure parts -------------------------------------------------------------------------------
 
+
 def stopped_records(records: list[dict]) -> list[tuple[int, dict]]:
     """(position, record) of each record a checkpoint stopped, in a step's output."""
-    return [(position, record) for position, record in enumerate(records)
-            if record.get("checkpoint_failed")]
+    return [
+        (position, record)
+        for position, record in enumerate(records)
+        if record.get("checkpoint_failed")
+    ]
 
 
 def stopped_position(output: list[dict], record_index: int, file_name: str) -> int:
@@ -181,41 +222,53 @@ def stopped_position(output: list[dict], record_index: int, file_name: str) -> i
     for position, record in enumerate(output):
         if record.get("record_index") == record_index:
             if not record.get("checkpoint_failed"):
-                raise Conflict(f"record {record_index} of file {file_name} passed the "
-                               "checkpoint: it is not awaiting review")
+                raise Conflict(
+                    f"record {record_index} of file {file_name} passed the "
+                    "checkpoint: it is not awaiting review"
+                )
             return position
     raise NotFound(f"file {file_name} has no record {record_index} at its checkpoint")
 
 
-def corrected_input(inputs: list[dict], position: int, record_index: int,
-                    fields: dict[str, Any]) -> list[dict]:
+def corrected_input(
+    inputs: list[dict], position: int, record_index: int, fields: dict[str, Any]
+) -> list[dict]:
     """The checkpoint's input records with ``fields`` set on the record at ``position``.
 
     A checkpoint turns each input record into exactly one output record, in order, so the
     stopped record's position in the output is its position in the input."""
     if position >= len(inputs) or inputs[position].get("record_index") != record_index:
-        raise Conflict(f"the persisted input of record {record_index} no longer matches the "
-                       "checkpoint's output (was the output folder changed?); run the flow "
-                       "again instead")
+        raise Conflict(
+            f"the persisted input of record {record_index} no longer matches the "
+            "checkpoint's output (was the output folder changed?); run the flow "
+            "again instead"
+        )
     record = inputs[position]
     changed = {**record, "fields": {**(record.get("fields") or {}), **fields}}
-    return [*inputs[:position], changed, *inputs[position + 1:]]
+    return [*inputs[:position], changed, *inputs[position + 1 :]]
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
 
 def _read_records(path: Path, step_id: str, file_name: str) -> list[dict]:
     try:
         records = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise Conflict(f"the output of step '{step_id}' for file {file_name} is missing from "
-                       "the run's output folder; run the flow again") from None
+        raise Conflict(
+            f"the output of step '{step_id}' for file {file_name} is missing from "
+            "the run's output folder; run the flow again"
+        ) from None
     except ValueError as error:
-        raise Conflict(f"the output of step '{step_id}' for file {file_name} is not valid "
-                       f"JSON ({error}); run the flow again") from None
+        raise Conflict(
+            f"the output of step '{step_id}' for file {file_name} is not valid "
+            f"JSON ({error}); run the flow again"
+        ) from None
     if not isinstance(records, list):
-        raise Conflict(f"the output of step '{step_id}' for file {file_name} is not a list "
-                       "of records; run the flow again")
+        raise Conflict(
+            f"the output of step '{step_id}' for file {file_name} is not a list "
+            "of records; run the flow again"
+        )
     return records
 
 
@@ -223,19 +276,33 @@ def _reviews_of_current_stop(session: Session, job: Job) -> dict[tuple[int, int]
     if job.status != JobStatus.STOPPED_AT_CHECKPOINT.value or job.finished_at is None:
         return {}
     rows = session.scalars(select(RecordReview).where(RecordReview.job_id == job.id))
-    return {(row.file_index, row.record_index): row for row in rows
-            if row.job_stopped_at == job.finished_at}
+    return {
+        (row.file_index, row.record_index): row
+        for row in rows
+        if row.job_stopped_at == job.finished_at
+    }
 
 
-def _save_review(session: Session, job: Job, file_index: int, record_index: int,
-                 username: str, fields: dict[str, Any]) -> RecordReview:
+def _save_review(
+    session: Session,
+    job: Job,
+    file_index: int,
+    record_index: int,
+    username: str,
+    fields: dict[str, Any],
+) -> RecordReview:
     """Insert or update the record's review (the job row lock keeps this free of races)."""
-    review = session.scalar(select(RecordReview).where(
-        RecordReview.job_id == job.id, RecordReview.file_index == file_index,
-        RecordReview.record_index == record_index))
+    review = session.scalar(
+        select(RecordReview).where(
+            RecordReview.job_id == job.id,
+            RecordReview.file_index == file_index,
+            RecordReview.record_index == record_index,
+        )
+    )
     if review is None:
-        review = RecordReview(job_id=job.id, file_index=file_index, record_index=record_index,
-                              corrected_fields={})
+        review = RecordReview(
+            job_id=job.id, file_index=file_index, record_index=record_index, corrected_fields={}
+        )
         session.add(review)
     # Corrections accumulate in the record's data, so they do here too.
     review.corrected_fields = {**(review.corrected_fields or {}), **fields}

@@ -149,12 +149,20 @@ def create_run(
         num_steps=len(binary.steps),
     )
     file_rows = [
-        dict(job_id=job_id, file_index=index, file_name=name, status="pending", next_step=0,
-             next_task_id=new_task_id())
+        dict(
+            job_id=job_id,
+            file_index=index,
+            file_name=name,
+            status="pending",
+            next_step=0,
+            next_task_id=new_task_id(),
+        )
         for index, name in enumerate(inputs)
     ]
-    pipelines = [{"job_id": job_id, "pipeline_id": pipeline_id}
-                 for pipeline_id in dict.fromkeys(run.pipeline_ids)]
+    pipelines = [
+        {"job_id": job_id, "pipeline_id": pipeline_id}
+        for pipeline_id in dict.fromkeys(run.pipeline_ids)
+    ]
     try:
         _record_run(settings.sql_url, job_row, file_rows, list(run.tags), pipelines)
     except IntegrityError as error:  # another request took the same id meanwhile
@@ -165,11 +173,16 @@ def create_run(
     return job, files
 
 
-def _record_run(url: str, job_row: dict, file_rows: list[dict], tags: list[str],
-                pipelines: list[dict]) -> None:
+def _record_run(
+    url: str, job_row: dict, file_rows: list[dict], tags: list[str], pipelines: list[dict]
+) -> None:
     """Insert the job with its files, tags and pipelines, all or nothing."""
-    if (url.startswith("postgresql") and len(file_rows) <= ONE_STATEMENT_FILES
-            and not tags and not pipelines):
+    if (
+        url.startswith("postgresql")
+        and len(file_rows) <= ONE_STATEMENT_FILES
+        and not tags
+        and not pipelines
+    ):
         # One statement is atomic: it runs in autocommit, one round trip instead of four.
         with statement_scope(url) as conn:
             _insert_run(len(file_rows)).execute(conn, _insert_run_params(job_row, file_rows))
@@ -197,10 +210,15 @@ def _insert_run(files: int) -> Prepared:
     """PostgreSQL: the INSERT of a job and its ``files`` files as one prepared statement (the
     job's INSERT in its WITH), with the parameters of ``_insert_run_params``."""
     job = insert(Job.__table__).values(
-        {column.key: bindparam(f"job_{column.key}", type_=column.type)
-         for column in _JOB_COLUMNS})
-    rows = [{column.key: bindparam(f"file{number}_{column.key}", type_=column.type)
-             for column in _FILE_COLUMNS} for number in range(files)]
+        {column.key: bindparam(f"job_{column.key}", type_=column.type) for column in _JOB_COLUMNS}
+    )
+    rows = [
+        {
+            column.key: bindparam(f"file{number}_{column.key}", type_=column.type)
+            for column in _FILE_COLUMNS
+        }
+        for number in range(files)
+    ]
     return Prepared(insert(JobFile.__table__).values(rows).add_cte(job.cte("new_job")))
 
 
@@ -209,8 +227,9 @@ def _insert_run_params(job_row: dict, file_rows: list[dict]) -> dict:
     [job] = with_defaults(Job, [job_row])
     params = {f"job_{column.key}": job.get(column.key) for column in _JOB_COLUMNS}
     for number, row in enumerate(with_defaults(JobFile, file_rows)):
-        params.update({f"file{number}_{column.key}": row.get(column.key)
-                       for column in _FILE_COLUMNS})
+        params.update(
+            {f"file{number}_{column.key}": row.get(column.key) for column in _FILE_COLUMNS}
+        )
     return params
 
 

@@ -67,20 +67,26 @@ class PreparedRun:
 
 def check_files(files: tuple[SyncFile, ...]) -> None:
     if not 1 <= len(files) <= MAX_FILES:
-        raise InvalidRequest(f"files: send 1 to {MAX_FILES} files (got {len(files)}); "
-                             "run_binary_async takes a folder of any size")
+        raise InvalidRequest(
+            f"files: send 1 to {MAX_FILES} files (got {len(files)}); "
+            "run_binary_async takes a folder of any size"
+        )
     total = sum(len(item.content) for item in files)
     if total > MAX_TOTAL_BYTES:
-        raise TooLarge(f"files: {total} bytes in all, more than the {MAX_TOTAL_BYTES} a sync "
-                       "run takes; use run_binary_async for large files")
+        raise TooLarge(
+            f"files: {total} bytes in all, more than the {MAX_TOTAL_BYTES} a sync "
+            "run takes; use run_binary_async for large files"
+        )
 
 
 def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> PreparedRun:
     """Check the request and load the binary; errors are the API's 400, 404 and 413."""
     check_files(request.files)
     if request.result_format not in RESULT_FORMATS:
-        raise InvalidRequest(f"options.result_format must be one of "
-                             f"{', '.join(RESULT_FORMATS)}, not {request.result_format!r}")
+        raise InvalidRequest(
+            f"options.result_format must be one of "
+            f"{', '.join(RESULT_FORMATS)}, not {request.result_format!r}"
+        )
     try:
         output_schema.from_runtime_config(request.runtime_config)
     except ValueError as exc:
@@ -97,7 +103,9 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
         binary_path=binary_file.relative,
         binary=binary,
         work=SyncWork(
-            job_id=job_id, binary_digest=digest, binary_data=data,
+            job_id=job_id,
+            binary_digest=digest,
+            binary_data=data,
             files=tuple((item.file_name, item.content) for item in request.files),
             runtime_config=dict(request.runtime_config),
         ),
@@ -106,8 +114,13 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
     )
 
 
-def record_job(session: Session, principal: Principal, prepared: PreparedRun,
-               outcome: SyncOutcome | None, failure: str | None = None) -> Job:
+def record_job(
+    session: Session,
+    principal: Principal,
+    prepared: PreparedRun,
+    outcome: SyncOutcome | None,
+    failure: str | None = None,
+) -> Job:
     """Write the finished sync job, its files and its log lines (one transaction)."""
     work = prepared.work
     files = outcome.files if outcome else []
@@ -119,15 +132,23 @@ def record_job(session: Session, principal: Principal, prepared: PreparedRun,
     label = prepared.binary.flow_type
     message = f"Failed {label}: {failure}" if failure else f"Completed {label}"
     job = Job(
-        id=prepared.job_id, owner_id=principal.user_id, kind=KIND, status=status.value,
-        message=message, flow_type=label, binary_path=prepared.binary_path,
+        id=prepared.job_id,
+        owner_id=principal.user_id,
+        kind=KIND,
+        status=status.value,
+        message=message,
+        flow_type=label,
+        binary_path=prepared.binary_path,
         binary_hash=work.binary_digest,
-        settings={"runtime_config": work.runtime_config,
-                  "result_format": prepared.result_format},
-        log_prefix=str(work.runtime_config.get("log_prefix") or ""), trace_id=new_trace_id(),
-        num_files=len(work.files), num_steps=len(prepared.binary.steps),
-        files_done=len(work.files), created_at=prepared.started_at,
-        started_at=prepared.started_at, finished_at=datetime.now(UTC),
+        settings={"runtime_config": work.runtime_config, "result_format": prepared.result_format},
+        log_prefix=str(work.runtime_config.get("log_prefix") or ""),
+        trace_id=new_trace_id(),
+        num_files=len(work.files),
+        num_steps=len(prepared.binary.steps),
+        files_done=len(work.files),
+        created_at=prepared.started_at,
+        started_at=prepared.started_at,
+        finished_at=datetime.now(UTC),
     )
     session.add(job)
     session.flush()  # the job row first: file and log rows reference it
@@ -135,17 +156,31 @@ def record_job(session: Session, principal: Principal, prepared: PreparedRun,
     for index, (name, _) in enumerate(work.files):
         item = summaries.get(index)
         if item is None:
-            session.add(JobFile(job_id=job.id, file_index=index, file_name=name,
-                                status=FileStatus.FAILED.value, next_step=job.num_steps))
+            session.add(
+                JobFile(
+                    job_id=job.id,
+                    file_index=index,
+                    file_name=name,
+                    status=FileStatus.FAILED.value,
+                    next_step=job.num_steps,
+                )
+            )
             continue
         failed = item.num_records and item.num_errors == item.num_records
-        session.add(JobFile(
-            job_id=job.id, file_index=index, file_name=name, next_step=job.num_steps,
-            status=(FileStatus.FAILED if failed else FileStatus.COMPLETE).value,
-            num_records=item.num_records, num_errors=item.num_errors,
-            num_checkpoint_failed=item.num_checkpoint_failed, num_filtered=item.num_filtered,
-            error_counts=item.error_counts,
-        ))
+        session.add(
+            JobFile(
+                job_id=job.id,
+                file_index=index,
+                file_name=name,
+                next_step=job.num_steps,
+                status=(FileStatus.FAILED if failed else FileStatus.COMPLETE).value,
+                num_records=item.num_records,
+                num_errors=item.num_errors,
+                num_checkpoint_failed=item.num_checkpoint_failed,
+                num_filtered=item.num_filtered,
+                error_counts=item.error_counts,
+            )
+        )
     logger = JobLogger(job.id, KIND, job.trace_id, prefix=job.log_prefix)
     logger.info(f"Sync run of {prepared.binary_path} on {len(work.files)} file(s)")
     for level, line in outcome.log if outcome else []:
@@ -155,8 +190,13 @@ def record_job(session: Session, principal: Principal, prepared: PreparedRun,
     return job
 
 
-def run_sync(settings: Settings, store: Callable[[], AbstractContextManager[Session]],
-             principal: Principal, request: SyncRequest, pool: RunnerPool) -> dict[str, Any]:
+def run_sync(
+    settings: Settings,
+    store: Callable[[], AbstractContextManager[Session]],
+    principal: Principal,
+    request: SyncRequest,
+    pool: RunnerPool,
+) -> dict[str, Any]:
     """Run, record the job, and answer as seed 001 does; a run past the limit (504) or whose
     runner died (422) is recorded as a failed job and raised, its message naming the job."""
     prepared = prepare(settings, principal, request)
@@ -185,7 +225,9 @@ def answer(prepared: PreparedRun, outcome: SyncOutcome) -> dict[str, Any]:
         for result in outcome.results
     ]
     payload: dict[str, Any] = {
-        "records": records, "binary_path": prepared.binary_path, "job_id": prepared.job_id,
+        "records": records,
+        "binary_path": prepared.binary_path,
+        "job_id": prepared.job_id,
     }
     if prepared.result_format == "csv":
         payload["csv"] = results_csv(records)
@@ -210,6 +252,13 @@ def results_csv(records: list[dict[str, Any]]) -> str:
     writer.writerow(["file_name", "file_index", "record_index", *keys, "error"])
     for record in records:
         values = {pair["key"]: pair["value"] for pair in record["results"]}
-        writer.writerow([record["file_name"], record["file_index"], record["record_index"],
-                         *(_cell(values.get(key)) for key in keys), _cell(record["error"])])
+        writer.writerow(
+            [
+                record["file_name"],
+                record["file_index"],
+                record["record_index"],
+                *(_cell(values.get(key)) for key in keys),
+                _cell(record["error"]),
+            ]
+        )
     return out.getvalue()

@@ -79,7 +79,8 @@ def run_in_memory(work: SyncWork) -> SyncOutcome:
     schema = output_schema.from_runtime_config(work.runtime_config)
     log: list[tuple[str, str]] = []
     context = runtime.StepContext(
-        job_id=work.job_id, runtime_config=dict(work.runtime_config),
+        job_id=work.job_id,
+        runtime_config=dict(work.runtime_config),
         log=lambda level, message: log.append((level, message)),
         inputs={index: content for index, (_, content) in enumerate(work.files)},
     )
@@ -89,13 +90,19 @@ def run_in_memory(work: SyncWork) -> SyncOutcome:
         outcome = runtime.run_steps(binary, [runtime.new_record(name, index, None)], context)
         records = outcome.records
         results.extend(runtime.final_results(records, schema))
-        files.append(FileSummary(
-            file_index=index, file_name=name, num_records=len(records),
-            num_errors=sum(1 for record in records if record.get("error")),
-            num_checkpoint_failed=sum(1 for record in records if record.get("checkpoint_failed")),
-            num_filtered=outcome.filtered,
-            error_counts=dict(Counter(r["error"] for r in records if r.get("error"))),
-        ))
+        files.append(
+            FileSummary(
+                file_index=index,
+                file_name=name,
+                num_records=len(records),
+                num_errors=sum(1 for record in records if record.get("error")),
+                num_checkpoint_failed=sum(
+                    1 for record in records if record.get("checkpoint_failed")
+                ),
+                num_filtered=outcome.filtered,
+                error_counts=dict(Counter(r["error"] for r in records if r.get("error"))),
+            )
+        )
     return SyncOutcome(results=results, files=files, log=log)
 
 
@@ -129,8 +136,9 @@ class _Runner:
     def __init__(self) -> None:
         context = _context()
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child,), daemon=True,
-                                       name="flowbin-sync-runner")
+        self.process = context.Process(
+            target=serve, args=(child,), daemon=True, name="flowbin-sync-runner"
+        )
         self.process.start()
         child.close()
 
@@ -142,8 +150,10 @@ class _Runner:
             self.conn.send(work)
             if not self.conn.poll(remaining):
                 self.stop()
-                raise SyncTimeout(f"the run took longer than its limit of {limit:g} s and was "
-                                  "stopped; make the flow faster or use run_binary_async")
+                raise SyncTimeout(
+                    f"the run took longer than its limit of {limit:g} s and was "
+                    "stopped; make the flow faster or use run_binary_async"
+                )
             status, value = self.conn.recv()
         except (EOFError, OSError):
             self.stop()
@@ -190,8 +200,10 @@ class RunnerPool:
         try:
             runner = idle.get(timeout=limit)
         except queue.Empty:
-            raise Unavailable(f"all {self.size} sync runners stayed busy for {limit:g} s; try "
-                              "again later, or use run_binary_async") from None
+            raise Unavailable(
+                f"all {self.size} sync runners stayed busy for {limit:g} s; try "
+                "again later, or use run_binary_async"
+            ) from None
         try:
             if not runner.alive():
                 runner.stop()

@@ -127,8 +127,20 @@ def start_worker(
 ) -> subprocess.Popen:
     return start_celery(
         settings,
-        ["worker", "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
-         "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", *extra_args],
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            *extra_args,
+        ],
         log_path,
     )
 

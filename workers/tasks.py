@@ -19,8 +19,15 @@ from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
 STORE_RETRIES = 8
 
 
-@shared_task(name=RUN_STEP, bind=True, autoretry_for=(OperationalError,),
-             max_retries=STORE_RETRIES, retry_backoff=1, retry_backoff_max=30, retry_jitter=True)
+@shared_task(
+    name=RUN_STEP,
+    bind=True,
+    autoretry_for=(OperationalError,),
+    max_retries=STORE_RETRIES,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+)
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
     runner = StepRunner(worker_settings(), passthrough=(SoftTimeLimitExceeded,))
     following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))

@@ -31,8 +31,9 @@ from shared.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
 from shared.states import JobStatus
 from workers.dispatch import publish_steps, revoke
 
-blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs",
-                description="Status, logs and control of jobs")
+blp = Blueprint(
+    "jobs", __name__, url_prefix="/api/v1/jobs", description="Status, logs and control of jobs"
+)
 
 WEEK = timedelta(days=7)
 
@@ -40,8 +41,11 @@ WEEK = timedelta(days=7)
 def _window(args: dict) -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
     to = datetime.fromtimestamp(args["to_timestamp"], UTC) if args.get("to_timestamp") else now
-    since = (datetime.fromtimestamp(args["from_timestamp"], UTC)
-             if args.get("from_timestamp") is not None else to - WEEK)
+    since = (
+        datetime.fromtimestamp(args["from_timestamp"], UTC)
+        if args.get("from_timestamp") is not None
+        else to - WEEK
+    )
     return since, to
 
 
@@ -86,11 +90,19 @@ class JobList(MethodView):
         """Flow jobs, newest first, filtered as the seed describes"""
         since, until = _window(args)
         wanted = JobFilter(
-            from_timestamp=since, to_timestamp=until, limit=args["limit"],
-            offset=args["offset"], states=args["state"], user=args["user"],
-            priority=args["priority"], tags=args["tags"], pipeline_ids=args["pipeline_ids"],
-            review_states=args["review_state"], job_id=args["job_id"],
-            job_ids=args["job_ids"], reviewer=args["reviewer"],
+            from_timestamp=since,
+            to_timestamp=until,
+            limit=args["limit"],
+            offset=args["offset"],
+            states=args["state"],
+            user=args["user"],
+            priority=args["priority"],
+            tags=args["tags"],
+            pipeline_ids=args["pipeline_ids"],
+            review_states=args["review_state"],
+            job_id=args["job_id"],
+            job_ids=args["job_ids"],
+            reviewer=args["reviewer"],
         )
         with store(read_only=True) as session:
             jobs, more = list_jobs(session, principal(), wanted)
@@ -101,10 +113,20 @@ class JobList(MethodView):
             pipelines = pipeline_ids_of(session, ids)
             owners = usernames(session, jobs)
             running = control.jobs_with_running_steps(
-                session, [job.id for job in jobs if job.status == JobStatus.PAUSED.value])
-        items = [seed_list_item(job, summaries[job.id], owners[job.owner_id], tags[job.id],
-                                pipelines[job.id], job.id in running, metrics[job.id])
-                 for job in jobs]
+                session, [job.id for job in jobs if job.status == JobStatus.PAUSED.value]
+            )
+        items = [
+            seed_list_item(
+                job,
+                summaries[job.id],
+                owners[job.owner_id],
+                tags[job.id],
+                pipelines[job.id],
+                job.id in running,
+                metrics[job.id],
+            )
+            for job in jobs
+        ]
         next_page = None
         if more:
             query = {key: value for key, value in request.args.items() if key != "offset"}
@@ -177,15 +199,18 @@ class PauseAll(MethodView):
 
 @blp.route("/resume_all")
 class ResumeAll(MethodView):
-    get = _bulk_view((JobStatus.PAUSED,),
-                     lambda session, job: control.resume_job(session, settings(), job))
+    get = _bulk_view(
+        (JobStatus.PAUSED,), lambda session, job: control.resume_job(session, settings(), job)
+    )
     get.__doc__ = "Resume every paused job in the window (admins: any user's)"
 
 
 @blp.route("/cancel_all")
 class CancelAll(MethodView):
-    get = _bulk_view((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED,
-                      JobStatus.STOPPED_AT_CHECKPOINT), control.cancel_job)
+    get = _bulk_view(
+        (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.STOPPED_AT_CHECKPOINT),
+        control.cancel_job,
+    )
     get.__doc__ = "Cancel every unfinished job in the window; non-admins only their own"
 
 

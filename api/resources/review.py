@@ -20,14 +20,22 @@ from api.review_schemas import (
 from shared import review
 from shared.jobs import run_summaries
 
-blp = Blueprint("review", __name__, url_prefix="/api/v1/review",
-                description="Review of records stopped at a checkpoint (owner, admin or the "
-                            "assigned reviewer; anyone else gets a 404)")
+blp = Blueprint(
+    "review",
+    __name__,
+    url_prefix="/api/v1/review",
+    description="Review of records stopped at a checkpoint (owner, admin or the "
+    "assigned reviewer; anyone else gets a 404)",
+)
 
 
 def _review_state(job) -> dict:
-    return {"status": "OK", "job_id": job.id, "reviewer": job.reviewer,
-            "review_state": job.review_state}
+    return {
+        "status": "OK",
+        "job_id": job.id,
+        "reviewer": job.reviewer,
+        "review_state": job.review_state,
+    }
 
 
 @blp.route("/records")
@@ -46,8 +54,11 @@ class RecordsForReview(MethodView):
             job = review.get_job_for_review(session, principal(), args["job_id"])
             records = review.records_awaiting_review(session, settings(), job)
             metrics = review.review_metrics(session, [job], run_summaries(session, [job]))
-            return {**_review_state(job), "flow_review_metrics": metrics[job.id],
-                    "records": records}
+            return {
+                **_review_state(job),
+                "flow_review_metrics": metrics[job.id],
+                "records": records,
+            }
 
 
 @blp.route("/correct")
@@ -65,9 +76,15 @@ class CorrectRecord(MethodView):
         first step (there is no persisted input to correct).
         """
         with store() as session:
-            record = review.correct_record(session, settings(), principal(), args["job_id"],
-                                           args["file_index"], args["record_index"],
-                                           args["fields"])
+            record = review.correct_record(
+                session,
+                settings(),
+                principal(),
+                args["job_id"],
+                args["file_index"],
+                args["record_index"],
+                args["fields"],
+            )
         return {"status": "OK", "record": record}
 
 

@@ -14,8 +14,12 @@ from api.sync_schemas import RunSyncArgs, RunSyncResponse
 from shared.sync import SyncFile, SyncRequest, run_sync
 from shared.sync_runners import RunnerPool
 
-blp = Blueprint("flow_sync", __name__, url_prefix="/api/v1/flow",
-                description="Run flow binaries synchronously, in memory")
+blp = Blueprint(
+    "flow_sync",
+    __name__,
+    url_prefix="/api/v1/flow",
+    description="Run flow binaries synchronously, in memory",
+)
 
 _POOL_KEY = "flowbin.sync_runners"
 _pool_lock = threading.Lock()
@@ -43,8 +47,9 @@ class RunBinarySync(MethodView):
         options = args["options"]
         request = SyncRequest(
             binary_path=args["binary_path"],
-            files=tuple(SyncFile(item["file_name"], item["file_content"])
-                        for item in args["files"]),
+            files=tuple(
+                SyncFile(item["file_name"], item["file_content"]) for item in args["files"]
+            ),
             result_format=options["result_format"],
             runtime_config=dict(options["runtime_config"]),
         )

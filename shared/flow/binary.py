@@ -47,11 +47,15 @@ class CompiledBinary:
     name: str = ""
 
 
-def content_hash_of(flows: list[dict[str, Any]], udf_sources: Mapping[str, str],
-                    composition: Mapping[str, Any] | None = None) -> str:
+def content_hash_of(
+    flows: list[dict[str, Any]],
+    udf_sources: Mapping[str, str],
+    composition: Mapping[str, Any] | None = None,
+) -> str:
     # Keys are not sorted: the order of a refine step's fields is part of what the flow does.
     content: dict[str, Any] = {
-        "flows": flows, "udfs": {path: udf_sources[path] for path in sorted(udf_sources)},
+        "flows": flows,
+        "udfs": {path: udf_sources[path] for path in sorted(udf_sources)},
     }
     if composition is not None:  # absent for Single Flow, whose hashes stay what they were
         content["composition"] = composition
@@ -69,16 +73,17 @@ def _entry(name: str) -> zipfile.ZipInfo:
 def write_binary(manifest: Mapping[str, Any], udf_sources: Mapping[str, str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(_entry(MANIFEST_NAME),
-                         json.dumps(manifest, indent=2, ensure_ascii=False))
+        archive.writestr(_entry(MANIFEST_NAME), json.dumps(manifest, indent=2, ensure_ascii=False))
         for path in sorted(udf_sources):
             archive.writestr(_entry(UDF_PREFIX + path), udf_sources[path])
     return buffer.getvalue()
 
 
 def _invalid(reason: str) -> InvalidRequest:
-    return InvalidRequest(f"not a valid Flowbin binary (*{BINARY_SUFFIX}): {reason}; "
-                          "compile the flow project again to get one")
+    return InvalidRequest(
+        f"not a valid Flowbin binary (*{BINARY_SUFFIX}): {reason}; "
+        "compile the flow project again to get one"
+    )
 
 
 def _read(archive: zipfile.ZipFile, name: str) -> str:
@@ -102,12 +107,16 @@ def _manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise _invalid(f"{MANIFEST_NAME} is not a JSON object")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise _invalid(f"format_version {manifest.get('format_version')!r} is not supported "
-                       f"(this Flowbin reads {FORMAT_VERSION})")
+        raise _invalid(
+            f"format_version {manifest.get('format_version')!r} is not supported "
+            f"(this Flowbin reads {FORMAT_VERSION})"
+        )
     binary_type = manifest.get("binary_type")
     if binary_type not in SUPPORTED_BINARY_TYPES:
-        raise _invalid(f"binary_type {binary_type!r} is not supported yet; "
-                       f"supported: {', '.join(SUPPORTED_BINARY_TYPES)}")
+        raise _invalid(
+            f"binary_type {binary_type!r} is not supported yet; "
+            f"supported: {', '.join(SUPPORTED_BINARY_TYPES)}"
+        )
     if manifest.get("flow_type") != FLOW_TYPES[binary_type]:
         raise _invalid(f"flow_type {manifest.get('flow_type')!r} does not match {binary_type}")
     return manifest

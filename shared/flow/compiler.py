@@ -47,20 +47,28 @@ def _read_text(path: Path, file: str, step_id: str | None = None) -> str:
         raise CompileError(file, f"cannot be read ({exc.strerror})", step_id) from None
 
 
-def _check_udf(path: str, source: str, names: list[tuple[str, str]],
-               passthrough: tuple[type[BaseException], ...]) -> None:
+def _check_udf(
+    path: str,
+    source: str,
+    names: list[tuple[str, str]],
+    passthrough: tuple[type[BaseException], ...],
+) -> None:
     """Import the UDF module and look up every function a step calls in it."""
     first_step = names[0][0]
     try:
         module = udfs.load_module(path, source)
     except SyntaxError as exc:
-        raise CompileError(path, f"UDF module does not import: SyntaxError: {exc.msg} "
-                                 f"(line {exc.lineno})", first_step) from None
+        raise CompileError(
+            path,
+            f"UDF module does not import: SyntaxError: {exc.msg} (line {exc.lineno})",
+            first_step,
+        ) from None
     except (Exception, SystemExit) as exc:
         if isinstance(exc, passthrough):
             raise
-        raise CompileError(path, f"UDF module does not import: {type(exc).__name__}: {exc}",
-                           first_step) from None
+        raise CompileError(
+            path, f"UDF module does not import: {type(exc).__name__}: {exc}", first_step
+        ) from None
     for step_id, name in names:
         try:
             udfs.function_in(module, path, name)
@@ -68,8 +76,9 @@ def _check_udf(path: str, source: str, names: list[tuple[str, str]],
             raise CompileError(path, str(exc), step_id) from None
 
 
-def _udf_sources(root: Path, flow: dict[str, Any], flow_file: str,
-                 passthrough: tuple[type[BaseException], ...]) -> dict[str, str]:
+def _udf_sources(
+    root: Path, flow: dict[str, Any], flow_file: str, passthrough: tuple[type[BaseException], ...]
+) -> dict[str, str]:
     calls: dict[str, list[tuple[str, str]]] = {}
     for step_id, path, name in definition.udf_references(flow):
         calls.setdefault(path, []).append((step_id, name))
@@ -81,8 +90,9 @@ def _udf_sources(root: Path, flow: dict[str, Any], flow_file: str,
         except CompileError as exc:
             raise CompileError(flow_file, f"UDF {exc.reason}", step_id) from None
         if not real.is_file():
-            raise CompileError(flow_file, f"UDF module {path} does not exist in the project",
-                               step_id)
+            raise CompileError(
+                flow_file, f"UDF module {path} does not exist in the project", step_id
+            )
         sources[path] = _read_text(real, path, step_id)
         _check_udf(path, sources[path], names, passthrough)
     return sources
@@ -123,8 +133,9 @@ def _read_yaml(root: Path, relative: Any, setting: str) -> tuple[Any, str]:
 
 
 def _flows_dir(root: Path, settings: Mapping[str, Any], binary_type: str) -> Path:
-    relative = _setting(settings, "flows_dir", binary_type,
-                        "the folder of the flow files, inside the project")
+    relative = _setting(
+        settings, "flows_dir", binary_type, "the folder of the flow files, inside the project"
+    )
     folder = _inside(root, relative, "settings.flows_dir")
     if not folder.is_dir():
         raise CompileError("settings.flows_dir", f"{relative!r} is not a folder in the project")
@@ -132,33 +143,42 @@ def _flows_dir(root: Path, settings: Mapping[str, Any], binary_type: str) -> Pat
 
 
 def _single_flow(root: Path, settings: Mapping[str, Any]) -> _Flows:
-    relative = _setting(settings, "flow_file", "Single Flow",
-                        "the flow file's path inside the project")
+    relative = _setting(
+        settings, "flow_file", "Single Flow", "the flow file's path inside the project"
+    )
     flow, flow_file = _load_flow(root, _inside(root, relative, "settings.flow_file"))
     return _Flows([flow], [flow_file], _file_name(flow["name"], PurePosixPath(flow_file).stem))
 
 
 def _chained_flows(root: Path, settings: Mapping[str, Any]) -> _Flows:
     folder = _flows_dir(root, settings, "Flows")
-    paths = sorted((path for path in folder.iterdir()
-                    if path.suffix == composition.FLOW_SUFFIX and path.is_file()),
-                   key=lambda path: path.name)
+    paths = sorted(
+        (
+            path
+            for path in folder.iterdir()
+            if path.suffix == composition.FLOW_SUFFIX and path.is_file()
+        ),
+        key=lambda path: path.name,
+    )
     if not paths:
-        raise CompileError("settings.flows_dir", f"{folder.name} holds no "
-                                                 f"*{composition.FLOW_SUFFIX} files")
+        raise CompileError(
+            "settings.flows_dir", f"{folder.name} holds no *{composition.FLOW_SUFFIX} files"
+        )
     loaded = [_load_flow(root, path) for path in paths]
     keys = _keys([path.relative_to(folder).as_posix() for path in paths], "settings.flows_dir")
-    return _Flows([flow for flow, _ in loaded], [file for _, file in loaded],
-                  _file_name(folder.name, "flows"), {"flow_keys": keys})
+    return _Flows(
+        [flow for flow, _ in loaded],
+        [file for _, file in loaded],
+        _file_name(folder.name, "flows"),
+        {"flow_keys": keys},
+    )
 
 
 def _metaflow(root: Path, settings: Mapping[str, Any]) -> _Flows:
     folder = _flows_dir(root, settings, "Metaflow")
     _setting(settings, "metaflow_file", "Metaflow", "the *.ibmetaflow file inside the project")
-    _setting(settings, "classifier_file", "Metaflow",
-             "the *.ibclassifier file inside the project")
-    raw, classifier_file = _read_yaml(root, settings["classifier_file"],
-                                      "settings.classifier_file")
+    _setting(settings, "classifier_file", "Metaflow", "the *.ibclassifier file inside the project")
+    raw, classifier_file = _read_yaml(root, settings["classifier_file"], "settings.classifier_file")
     classifier = composition.parse_classifier(raw, classifier_file)
     raw, metaflow_file = _read_yaml(root, settings["metaflow_file"], "settings.metaflow_file")
     metaflow = composition.parse_metaflow(raw, metaflow_file)
@@ -172,13 +192,19 @@ def _metaflow(root: Path, settings: Mapping[str, Any]) -> _Flows:
         except CompileError as exc:
             raise CompileError(metaflow_file, f"flow {exc.reason}") from None
         if not path.is_file():
-            raise CompileError(metaflow_file, f"flow {name} does not exist in flows_dir "
-                                              f"{folder.relative_to(root.resolve()).as_posix()}")
+            raise CompileError(
+                metaflow_file,
+                f"flow {name} does not exist in flows_dir "
+                f"{folder.relative_to(root.resolve()).as_posix()}",
+            )
         loaded.append(_load_flow(root, path))
     stem = PurePosixPath(metaflow_file).stem
-    return _Flows([flow for flow, _ in loaded], [file for _, file in loaded],
-                  _file_name(stem, "metaflow"),
-                  composition.metaflow_composition(classifier, metaflow, keys))
+    return _Flows(
+        [flow for flow, _ in loaded],
+        [file for _, file in loaded],
+        _file_name(stem, "metaflow"),
+        composition.metaflow_composition(classifier, metaflow, keys),
+    )
 
 
 def _keys(flow_files: list[str], file: str) -> list[str]:
@@ -186,22 +212,32 @@ def _keys(flow_files: list[str], file: str) -> list[str]:
     for key in keys:
         if keys.count(key) > 1:
             same = [name for name in flow_files if composition.flow_key(name) == key]
-            raise CompileError(file, f"flows {', '.join(same)} would share the step id prefix "
-                                     f"'{key}'; rename one of them")
+            raise CompileError(
+                file,
+                f"flows {', '.join(same)} would share the step id prefix "
+                f"'{key}'; rename one of them",
+            )
     return keys
 
 
 _SELECTORS = {"Single Flow": _single_flow, "Flows": _chained_flows, "Metaflow": _metaflow}
 
 
-def compile_project(project_root: Path, binary_type: str, settings: Mapping[str, Any],
-                    compiled_by: str,
-                    passthrough: tuple[type[BaseException], ...] = ()) -> CompiledArtifact:
+def compile_project(
+    project_root: Path,
+    binary_type: str,
+    settings: Mapping[str, Any],
+    compiled_by: str,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> CompiledArtifact:
     """Compile the project at ``project_root``; CompileError naming file, step id and reason.
     ``passthrough`` exceptions raised by a UDF module on import propagate (time limits)."""
     if binary_type not in BINARY_TYPES:
-        raise CompileError("binary_type", f"{binary_type!r} is not a binary type; use one of "
-                                          f"{', '.join(map(repr, BINARY_TYPES))}")
+        raise CompileError(
+            "binary_type",
+            f"{binary_type!r} is not a binary type; use one of "
+            f"{', '.join(map(repr, BINARY_TYPES))}",
+        )
     root = Path(project_root)
     if not root.is_dir():
         raise CompileError(root.name or str(root), "the project folder does not exist")

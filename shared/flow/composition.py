@@ -45,8 +45,10 @@ def _mapping(raw: Any, file: str, allowed: set[str], what: str) -> Mapping[str, 
         raise CompileError(file, f"{what} must be a YAML mapping with {', '.join(sorted(allowed))}")
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise CompileError(file, f"unknown key {', '.join(map(repr, unknown))}; {what} has "
-                                 f"{', '.join(sorted(allowed))}")
+        raise CompileError(
+            file,
+            f"unknown key {', '.join(map(repr, unknown))}; {what} has {', '.join(sorted(allowed))}",
+        )
     return raw
 
 
@@ -69,8 +71,11 @@ def classifier_labels(classifier: Mapping[str, Any]) -> list[str]:
 
 def _flow_file(value: Any, file: str, what: str) -> str:
     if not isinstance(value, str) or not value.endswith(FLOW_SUFFIX):
-        raise CompileError(file, f"{what} must be a flow file in flows_dir such as "
-                                 f"'invoices{FLOW_SUFFIX}', got {value!r}")
+        raise CompileError(
+            file,
+            f"{what} must be a flow file in flows_dir such as "
+            f"'invoices{FLOW_SUFFIX}', got {value!r}",
+        )
     return value
 
 
@@ -99,16 +104,23 @@ def check_routes(classifier: Mapping[str, Any], metaflow: Mapping[str, Any], fil
     labels = classifier_labels(classifier)
     for label in metaflow["routes"]:
         if label not in labels:
-            raise CompileError(file, f"route for '{label}': the classifier gives no such label "
-                                     f"(its labels: {', '.join(labels)})")
+            raise CompileError(
+                file,
+                f"route for '{label}': the classifier gives no such label "
+                f"(its labels: {', '.join(labels)})",
+            )
     unrouted = [label for label in labels if label not in metaflow["routes"]]
     if unrouted and metaflow["default"] is None:
-        raise CompileError(file, f"label {', '.join(map(repr, unrouted))} has no flow: add a "
-                                 "route for it or a default flow")
+        raise CompileError(
+            file,
+            f"label {', '.join(map(repr, unrouted))} has no flow: add a "
+            "route for it or a default flow",
+        )
 
 
-def metaflow_composition(classifier: Mapping[str, Any], metaflow: Mapping[str, Any],
-                         keys: list[str]) -> dict[str, Any]:
+def metaflow_composition(
+    classifier: Mapping[str, Any], metaflow: Mapping[str, Any], keys: list[str]
+) -> dict[str, Any]:
     """The manifest's ``composition`` of a Metaflow binary whose flows have ``keys``."""
     return {
         "flow_keys": keys,
@@ -123,36 +135,44 @@ def check_composition(binary_type: str, composition: Any, flows: list[dict[str, 
     if not isinstance(composition, Mapping):
         raise ValueError(f"a {binary_type} binary needs a composition")
     keys = composition.get("flow_keys")
-    if (not isinstance(keys, list) or len(keys) != len(flows) or len(set(keys)) != len(keys)
-            or not all(isinstance(key, str) and key and not _UNSAFE.search(key) for key in keys)):
+    if (
+        not isinstance(keys, list)
+        or len(keys) != len(flows)
+        or len(set(keys)) != len(keys)
+        or not all(isinstance(key, str) and key and not _UNSAFE.search(key) for key in keys)
+    ):
         raise ValueError("composition.flow_keys must name each flow once")
     if binary_type == "Flows":
         if set(composition) != {"flow_keys"}:
             raise ValueError("a Flows composition holds flow_keys only")
         return
     if set(composition) != {"flow_keys", "classifier", "routes", "default_flow"}:
-        raise ValueError("a Metaflow composition holds flow_keys, classifier, routes and "
-                         "default_flow")
+        raise ValueError(
+            "a Metaflow composition holds flow_keys, classifier, routes and default_flow"
+        )
     if params.classify(composition["classifier"]) != composition["classifier"]:
         raise ValueError("the classifier is not normalized")
     routes = composition["routes"]
-    targets = [*routes.values(), composition["default_flow"]] if isinstance(routes, Mapping) \
-        else None
+    targets = (
+        [*routes.values(), composition["default_flow"]] if isinstance(routes, Mapping) else None
+    )
     if targets is None or not all(target in keys for target in targets if target is not None):
         raise ValueError("every route must lead to one of the binary's flows")
 
 
 def _prefixed(key: str, step: StepDefinition, flow: str | None) -> StepDefinition:
-    return StepDefinition(id=f"{key}.{step.id}", type=step.type, params=step.params,
-                          timeout=step.timeout, flow=flow)
+    return StepDefinition(
+        id=f"{key}.{step.id}", type=step.type, params=step.params, timeout=step.timeout, flow=flow
+    )
 
 
 def _without_leading_read(steps: tuple[StepDefinition, ...]) -> tuple[StepDefinition, ...]:
     return steps[1:] if steps and steps[0].type == "extract_text" else steps
 
 
-def flat_steps(binary_type: str, flows: list[dict[str, Any]],
-               composition: Mapping[str, Any] | None) -> tuple[StepDefinition, ...]:
+def flat_steps(
+    binary_type: str, flows: list[dict[str, Any]], composition: Mapping[str, Any] | None
+) -> tuple[StepDefinition, ...]:
     """The steps a worker runs, one task each per file, for a binary of ``binary_type``."""
     if binary_type == "Single Flow":
         return definition.step_definitions(flows[0])
@@ -167,10 +187,18 @@ def flat_steps(binary_type: str, flows: list[dict[str, Any]],
         return tuple(steps)
     classifier = composition["classifier"]
     steps.append(StepDefinition(id=READ_STEP, type="extract_text", params={}))
-    steps.append(StepDefinition(id=CLASSIFY_STEP, type="route", params={
-        "rules": classifier["rules"], "default": classifier.get("default"),
-        "routes": composition["routes"], "default_flow": composition["default_flow"],
-    }))
+    steps.append(
+        StepDefinition(
+            id=CLASSIFY_STEP,
+            type="route",
+            params={
+                "rules": classifier["rules"],
+                "default": classifier.get("default"),
+                "routes": composition["routes"],
+                "default_flow": composition["default_flow"],
+            },
+        )
+    )
     for key, flow in zip(keys, flows, strict=True):
         own = _without_leading_read(definition.step_definitions(flow))
         steps.extend(_prefixed(key, step, key) for step in own)

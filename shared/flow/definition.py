@@ -84,17 +84,23 @@ def _step(raw: Any, number: int, file: str, seen: set[str]) -> dict[str, Any]:
             file, f"step #{number} id {step_id!r} must be 1-64 characters of A-Za-z0-9_-"
         )
     if step_id in seen:
-        raise CompileError(file, f"duplicate step id '{step_id}'; step ids must be unique",
-                           step_id)
+        raise CompileError(file, f"duplicate step id '{step_id}'; step ids must be unique", step_id)
     seen.add(step_id)
     unknown = sorted(set(raw) - _STEP_KEYS)
     if unknown:
-        raise CompileError(file, f"unknown key {', '.join(map(repr, unknown))}; "
-                                 f"a step has {', '.join(sorted(_STEP_KEYS))}", step_id)
+        raise CompileError(
+            file,
+            f"unknown key {', '.join(map(repr, unknown))}; "
+            f"a step has {', '.join(sorted(_STEP_KEYS))}",
+            step_id,
+        )
     step_type = raw.get("type")
     if step_type not in params.CHECKERS:
-        raise CompileError(file, f"unknown step type {step_type!r}; "
-                                 f"valid types: {', '.join(params.CHECKERS)}", step_id)
+        raise CompileError(
+            file,
+            f"unknown step type {step_type!r}; valid types: {', '.join(params.CHECKERS)}",
+            step_id,
+        )
     raw_params = raw.get("params")
     if raw_params is None:
         raw_params = {}
@@ -119,8 +125,11 @@ def normalize_flow(raw: Any, file: str) -> dict[str, Any]:
         raise CompileError(file, "a flow file must be a mapping with name and steps")
     unknown = sorted(set(raw) - _FLOW_KEYS)
     if unknown:
-        raise CompileError(file, f"unknown key {', '.join(map(repr, unknown))}; "
-                                 f"a flow has {', '.join(sorted(_FLOW_KEYS))}")
+        raise CompileError(
+            file,
+            f"unknown key {', '.join(map(repr, unknown))}; "
+            f"a flow has {', '.join(sorted(_FLOW_KEYS))}",
+        )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise CompileError(file, f"name is missing; give the flow a name of 1-{MAX_NAME} chars")

@@ -16,11 +16,28 @@ MAX_TEXT_LENGTH = 10_000_000
 MAX_MATCHES = 10_000
 
 _DATE_FORMATS = (
-    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d",
-    "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y",
-    "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d.%m.%y",
-    "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y", "%b. %d, %Y",
-    "%d %B %Y", "%d %b %Y", "%d %B, %Y", "%d-%b-%Y", "%d-%B-%Y", "%d-%b-%y",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%Y%m%d",
+    "%m/%d/%Y",
+    "%m-%d-%Y",
+    "%m/%d/%y",
+    "%d/%m/%Y",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%d.%m.%y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",
+    "%b %d %Y",
+    "%b. %d, %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%d %B, %Y",
+    "%d-%b-%Y",
+    "%d-%B-%Y",
+    "%d-%b-%y",
 )
 _ORDINAL = re.compile(r"(?<=\d)(st|nd|rd|th)\b", re.IGNORECASE)
 _SYMBOLS = re.compile(r"[\s$€£¥₹%]")

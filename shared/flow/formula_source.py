@@ -45,10 +45,10 @@ def _typographic_body(expr: str, index: int, family: str) -> tuple[str, int, boo
     while index < len(expr):
         char = expr[index]
         if char == "\\":
-            body.append(expr[index:index + 2])
+            body.append(expr[index : index + 2])
             index += 2
             continue
-        apostrophe = char == "\u2019" and expr[index + 1:index + 2].isalnum()
+        apostrophe = char == "\u2019" and expr[index + 1 : index + 2].isalnum()
         if char in family and not apostrophe:
             return "".join(body), index + 1, True
         body.append(char)
@@ -70,11 +70,13 @@ def normalize_source(expr: str) -> str:
             index = end
         elif char in _SINGLE_QUOTES or char in _DOUBLE_QUOTES:
             single = char in _SINGLE_QUOTES
-            body, end, closed = _typographic_body(expr, index + 1, _SINGLE_QUOTES if single
-                                                  else _DOUBLE_QUOTES)
+            body, end, closed = _typographic_body(
+                expr, index + 1, _SINGLE_QUOTES if single else _DOUBLE_QUOTES
+            )
             candidates = ("'", '"', "'''", '"""') if single else ('"', "'", '"""', "'''")
-            quote = next((q for q in candidates if q not in body and not body.endswith(q[0])),
-                         candidates[0])
+            quote = next(
+                (q for q in candidates if q not in body and not body.endswith(q[0])), candidates[0]
+            )
             out.append(_raw_prefix(expr, index) + quote + body + (quote if closed else ""))
             index = end
         else:

@@ -30,7 +30,6 @@ RESERVED_NAMES = frozenset({"text", "file_name", "class_label", "record"})
 FUNCTION_NAMES = frozenset(FUNCTIONS) | {"list", "tuple", "dict", "set"}
 
 
-
 class FormulaError(ValueError):
     """A formula that does not compile, or failed on one record; the message is the reason."""
 
@@ -43,22 +42,47 @@ def _safe_mod(left: Any, right: Any) -> Any:
 
 _OPERATORS = {**simpleeval.DEFAULT_OPERATORS, ast.Mod: _safe_mod}
 _ALLOWED_NODES = (
-    ast.Constant, ast.Name, ast.Load, ast.Store, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
-    ast.IfExp, ast.Call, ast.keyword, ast.Subscript, ast.Slice, ast.Attribute, ast.List,
-    ast.Tuple, ast.Dict, ast.Set, ast.JoinedStr, ast.FormattedValue, ast.ListComp,
-    ast.GeneratorExp, ast.DictComp, ast.comprehension, ast.boolop,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.keyword,
+    ast.Subscript,
+    ast.Slice,
+    ast.Attribute,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.ListComp,
+    ast.GeneratorExp,
+    ast.DictComp,
+    ast.comprehension,
+    ast.boolop,
 )
 _RUNTIME_ERRORS = (
-    simpleeval.InvalidExpression, ArithmeticError, LookupError, TypeError, ValueError,
-    AttributeError, RecursionError, re.error,
+    simpleeval.InvalidExpression,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+    re.error,
 )
 
 
 def _check_call(node: ast.Call) -> None:
     if not isinstance(node.func, ast.Name):
-        raise FormulaError(
-            "only plain function calls are allowed (write upper(x), not x.upper())"
-        )
+        raise FormulaError("only plain function calls are allowed (write upper(x), not x.upper())")
     name = node.func.id
     if name not in FUNCTION_NAMES:
         raise FormulaError(
@@ -166,8 +190,9 @@ def evaluate(expr: str, names: Mapping[str, Any]) -> Any:
 
 def record_names(record: Mapping[str, Any]) -> dict[str, Any]:
     """The names a formula sees for ``record``: its fields, then the reserved names."""
-    names = {key: value for key, value in (record.get("fields") or {}).items()
-             if isinstance(key, str)}
+    names = {
+        key: value for key, value in (record.get("fields") or {}).items() if isinstance(key, str)
+    }
     names.update(
         text=record.get("text"),
         file_name=record.get("file_name"),

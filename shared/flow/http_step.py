@@ -24,8 +24,9 @@ def _attempt(params: Mapping[str, Any], payload: dict[str, Any]) -> tuple[Any, s
     RecordError for one that is not (a 4xx, a reply that is not JSON)."""
     url = params["url"]
     try:
-        response = requests.post(url, json=payload, headers=params["headers"],
-                                 timeout=params["timeout"])
+        response = requests.post(
+            url, json=payload, headers=params["headers"], timeout=params["timeout"]
+        )
     except (requests.ConnectionError, requests.Timeout) as exc:
         return None, f"{type(exc).__name__} from {url}"
     except requests.RequestException as exc:

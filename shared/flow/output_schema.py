@@ -60,8 +60,9 @@ class OutputSchema:
 
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_FIELD_NAME:
-        raise ValueError(f"{what} must be a field name of 1-{MAX_FIELD_NAME} characters, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{what} must be a field name of 1-{MAX_FIELD_NAME} characters, got {value!r}"
+        )
     return value
 
 
@@ -93,8 +94,10 @@ def _remove_fields(value: Any) -> tuple[str, ...]:
 def _rename_fields(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping):
         raise ValueError('rename_fields must be an object such as {"old_name": "new_name"}')
-    renames = tuple((_name(old, "rename_fields key"), _name(new, f"rename_fields['{old}']"))
-                    for old, new in value.items())
+    renames = tuple(
+        (_name(old, "rename_fields key"), _name(new, f"rename_fields['{old}']"))
+        for old, new in value.items()
+    )
     news = [new for _, new in renames]
     twice = sorted({new for new in news if news.count(new) > 1})
     if twice:
@@ -111,14 +114,16 @@ def parse_output_schema(text: str) -> OutputSchema | None:
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"not valid JSON ({exc}); pass JSON.stringify of an object with "
-                         f"{', '.join(_KEYS)}") from None
+        raise ValueError(
+            f"not valid JSON ({exc}); pass JSON.stringify of an object with {', '.join(_KEYS)}"
+        ) from None
     if not isinstance(raw, Mapping):
         raise ValueError(f"must be a JSON object with {', '.join(_KEYS)}")
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
-        raise ValueError(f"unknown key {', '.join(map(repr, unknown))}; valid keys: "
-                         f"{', '.join(_KEYS)}")
+        raise ValueError(
+            f"unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(_KEYS)}"
+        )
     schema = OutputSchema(
         add_fields=_add_fields(raw.get("add_fields", [])),
         remove_fields=_remove_fields(raw.get("remove_fields", [])),

@@ -12,8 +12,7 @@ class RecordError(Exception):
     """One record failed a step; the message is the reason shown in the record's error."""
 
 
-def new_record(file_name: str, file_index: int,
-               source_path: str | Path | None) -> dict[str, Any]:
+def new_record(file_name: str, file_index: int, source_path: str | Path | None) -> dict[str, Any]:
     """The first record of an input file; ``extract_text`` reads ``source_path``, or, when it
     is None (a sync run), the file's content that the run holds in memory."""
     return {
@@ -53,8 +52,10 @@ def to_json_value(value: Any) -> Any:
         return [to_json_value(item) for item in value]
     if isinstance(value, set | frozenset):
         return sorted((to_json_value(item) for item in value), key=repr)
-    raise TypeError(f"a value of type {type(value).__name__} cannot be stored in a record; "
-                    "use text, numbers, true/false, None, lists or dicts")
+    raise TypeError(
+        f"a value of type {type(value).__name__} cannot be stored in a record; "
+        "use text, numbers, true/false, None, lists or dicts"
+    )
 
 
 def child_record(parent: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -26,8 +26,14 @@ from shared.flow.records import (
 )
 
 __all__ = [
-    "StepContext", "StepOutcome", "final_results", "new_record", "output_schema_of",
-    "record_error_counts", "run_step", "run_steps",
+    "StepContext",
+    "StepOutcome",
+    "final_results",
+    "new_record",
+    "output_schema_of",
+    "record_error_counts",
+    "run_step",
+    "run_steps",
 ]
 
 
@@ -65,8 +71,11 @@ def _reason(exc: BaseException, binary: CompiledBinary) -> str:
         return str(exc)
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     # Point at the user's UDF line when the exception came from there.
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
-              if frame.filename in binary.udf_sources]
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename in binary.udf_sources
+    ]
     if frames:
         reason += f" (at {frames[-1].filename} line {frames[-1].lineno})"
     return reason
@@ -79,9 +88,13 @@ def _process(env: steps.StepEnv, record: dict[str, Any]) -> list[dict[str, Any]]
     return outputs
 
 
-def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, Any]],
-             context: StepContext,
-             passthrough: tuple[type[BaseException], ...] = ()) -> StepOutcome:
+def run_step(
+    binary: CompiledBinary,
+    step_index: int,
+    records: list[dict[str, Any]],
+    context: StepContext,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> StepOutcome:
     """Run step ``step_index`` over ``records``. Exceptions of a ``passthrough`` type (the
     worker's soft time limit) are re-raised, never recorded as a record's error."""
     if not 0 <= step_index < len(binary.steps):
@@ -94,19 +107,29 @@ def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, An
         if is_stopped(record) or (step.flow is not None and record.get("flow") != step.flow):
             output.append(record)
             continue
-        env = steps.StepEnv(binary=binary, step=step, udf_context=udfs.UdfContext(
-            job_id=context.job_id, runtime_config=dict(context.runtime_config or {}),
-            step_id=step.id, file_name=record.get("file_name"), _log=context.log,
-            _log_to_timeline=context.log_to_timeline,
-        ), input_data=context.inputs.get(record.get("file_index")))
+        env = steps.StepEnv(
+            binary=binary,
+            step=step,
+            udf_context=udfs.UdfContext(
+                job_id=context.job_id,
+                runtime_config=dict(context.runtime_config or {}),
+                step_id=step.id,
+                file_name=record.get("file_name"),
+                _log=context.log,
+                _log_to_timeline=context.log_to_timeline,
+            ),
+            input_data=context.inputs.get(record.get("file_index")),
+        )
         try:
             results = _process(env, record)
         except (Exception, SystemExit) as exc:
             if isinstance(exc, passthrough):
                 raise
             message = step_error(step.id, _reason(exc, binary))
-            context.log("ERROR", f"{message} (file {record.get('file_name')}, "
-                                 f"record {record.get('record_index')})")
+            context.log(
+                "ERROR",
+                f"{message} (file {record.get('file_name')}, record {record.get('record_index')})",
+            )
             output.append(child_record(record, error=message))
             failed += 1
             continue
@@ -116,8 +139,12 @@ def run_step(binary: CompiledBinary, step_index: int, records: list[dict[str, An
             expanded.add(record.get("file_index"))
         stopped += sum(1 for result in results if result.get("checkpoint_failed"))
         output.extend(results)
-    return StepOutcome(records=renumber(output, expanded), filtered=filtered, failed=failed,
-                       checkpoint_failed=stopped)
+    return StepOutcome(
+        records=renumber(output, expanded),
+        filtered=filtered,
+        failed=failed,
+        checkpoint_failed=stopped,
+    )
 
 
 def output_schema_of(job_settings: Mapping[str, Any] | None) -> OutputSchema | None:
@@ -126,8 +153,9 @@ def output_schema_of(job_settings: Mapping[str, Any] | None) -> OutputSchema | N
     return output_schema.from_runtime_config((job_settings or {}).get("runtime_config"))
 
 
-def final_results(records: list[dict[str, Any]],
-                  output_schema: OutputSchema | None = None) -> list[dict[str, Any]]:
+def final_results(
+    records: list[dict[str, Any]], output_schema: OutputSchema | None = None
+) -> list[dict[str, Any]]:
     """What a run reports per record, with the run's modify_output_schema applied."""
     results = records_.final_results(records)
     if output_schema is None:
@@ -139,8 +167,12 @@ def final_results(records: list[dict[str, Any]],
     return results
 
 
-def run_steps(binary: CompiledBinary, records: list[dict[str, Any]], context: StepContext,
-              passthrough: tuple[type[BaseException], ...] = ()) -> StepOutcome:
+def run_steps(
+    binary: CompiledBinary,
+    records: list[dict[str, Any]],
+    context: StepContext,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> StepOutcome:
     """Every step of ``binary`` in order (a synchronous run, or a test)."""
     filtered = failed = stopped = 0
     for step_index in range(len(binary.steps)):
@@ -149,5 +181,4 @@ def run_steps(binary: CompiledBinary, records: list[dict[str, Any]], context: St
         filtered += outcome.filtered
         failed += outcome.failed
         stopped += outcome.checkpoint_failed
-    return StepOutcome(records=records, filtered=filtered, failed=failed,
-                       checkpoint_failed=stopped)
+    return StepOutcome(records=records, filtered=filtered, failed=failed, checkpoint_failed=stopped)

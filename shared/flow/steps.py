@@ -41,8 +41,10 @@ def _evaluate(formula: str, names: dict[str, Any], what: str) -> Any:
 def extract_text(env: StepEnv, record: Record) -> list[Record]:
     source = record.get("source_path")
     if env.input_data is None and not source:
-        raise RecordError("the record has no source file; extract_text reads input files, "
-                          "so make it the first step")
+        raise RecordError(
+            "the record has no source file; extract_text reads input files, "
+            "so make it the first step"
+        )
     try:
         if env.input_data is not None:
             extracted = extract.extract_bytes(record.get("file_name") or "", env.input_data)
@@ -62,8 +64,9 @@ def _csv_rows(text: str) -> list[tuple[str, dict[str, Any], list[str]]]:
         columns = {(key or "").strip(): value for key, value in row.items()}
         line = io.StringIO()
         csv.writer(line).writerow([value or "" for value in row.values()])
-        warnings = [f"row {reader.line_num} has {len(extra)} values beyond the header"] \
-            if extra else []
+        warnings = (
+            [f"row {reader.line_num} has {len(extra)} values beyond the header"] if extra else []
+        )
         rows.append((line.getvalue().rstrip("\r\n"), columns, warnings))
     return rows
 
@@ -121,8 +124,10 @@ def route(env: StepEnv, record: Record) -> list[Record]:
     flow = env.step.params["routes"].get(label) if isinstance(label, str) else None
     flow = flow or env.step.params.get("default_flow")
     if flow is None:
-        raise RecordError(f"no flow for class label {label!r}: route that label to a flow in "
-                          "the metaflow file, or give it a default flow")
+        raise RecordError(
+            f"no flow for class label {label!r}: route that label to a flow in "
+            "the metaflow file, or give it a default flow"
+        )
     classified["flow"] = flow
     return [classified]
 
@@ -170,8 +175,10 @@ def udf(env: StepEnv, record: Record) -> list[Record]:
         return []
     results = result if isinstance(result, list) else [result]
     if not all(isinstance(item, dict) for item in results):
-        raise RecordError(f"{name}() returned {type(result).__name__}; expected a record dict, "
-                          "a list of records or None")
+        raise RecordError(
+            f"{name}() returned {type(result).__name__}; expected a record dict, "
+            "a list of records or None"
+        )
     return [adopt_record(item, record) for item in results]
 
 

@@ -38,9 +38,7 @@ def clean_udf_path(path: Any) -> str:
 def parse_function_ref(ref: Any) -> tuple[str, str]:
     """'udfs/enrich.py:enrich' -> ('udfs/enrich.py', 'enrich')."""
     if not isinstance(ref, str) or ":" not in ref:
-        raise ValueError(
-            f"function must look like 'udfs/module.py:function_name', got {ref!r}"
-        )
+        raise ValueError(f"function must look like 'udfs/module.py:function_name', got {ref!r}")
     path, _, name = ref.rpartition(":")
     if not _FUNCTION_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid Python function name (in {ref!r})")

@@ -87,7 +87,8 @@ def descendants(pid: int) -> set[int]:
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             children[int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])].add(
-                int(entry.name))
+                int(entry.name)
+            )
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile
     found, todo = set(), [pid]
@@ -167,17 +168,24 @@ def upload_sample_project(stack: Stack) -> None:
     files = ["flows/invoices.ibflow", "udfs/enrich.py"]
     files += sorted(f"data/input/{p.name}" for p in (PROJECT / "data" / "input").iterdir())
     for name in files:
-        r = api(stack, "PUT", f"/api/v1/drive/admin/invoices/{name}",
-                data=(PROJECT / name).read_bytes())
+        r = api(
+            stack, "PUT", f"/api/v1/drive/admin/invoices/{name}", data=(PROJECT / name).read_bytes()
+        )
         assert r.status_code == 200, r.text
     listing = api(stack, "GET", "/api/v1/drive/admin/invoices/data/input").json()
     assert sorted(e["name"] for e in listing["entries"]) == [
-        "acme.txt", "globex.txt", "initech.html"]
+        "acme.txt",
+        "globex.txt",
+        "initech.html",
+    ]
 
 
 def compile_sample_project(stack: Stack) -> str:
-    args = {"binary_type": "Single Flow", "flow_project_root": "admin/invoices",
-            "settings": {"flow_file": "flows/invoices.ibflow"}}
+    args = {
+        "binary_type": "Single Flow",
+        "flow_project_root": "admin/invoices",
+        "settings": {"flow_file": "flows/invoices.ibflow"},
+    }
     r = api(stack, "POST", "/api/v1/flow_binary/compile", data=json.dumps(args))
     assert r.status_code == 200, r.text
     job_id = r.json()["job_id"]
@@ -195,10 +203,10 @@ def compile_sample_project(stack: Stack) -> str:
 def wait_like_the_seed(url_base: str, token: str, job_id: str) -> dict:
     """Seed 000's "Job Status" example, unchanged but for the deadline."""
     deadline = time.monotonic() + 30
-    url = url_base + f'/api/v1/jobs/status?job_id={job_id}&type=flow'
+    url = url_base + f"/api/v1/jobs/status?job_id={job_id}&type=flow"
 
     headers = {
-      'Authorization': 'Bearer {0}'.format(token)  # noqa: UP030, UP032 (the seed's code)
+        "Authorization": "Bearer {0}".format(token)  # noqa: UP030, UP032 (the seed's code)
     }
 
     still_running = True
@@ -206,11 +214,11 @@ def wait_like_the_seed(url_base: str, token: str, job_id: str) -> dict:
         assert time.monotonic() < deadline, f"job {job_id} still running after 30 s"
         r = requests.get(url, headers=headers)
         resp = json.loads(r.content)
-        still_running = (resp['status'] == 'OK') and (resp['state'] != 'DONE')
-        print('still running')
+        still_running = (resp["status"] == "OK") and (resp["state"] != "DONE")
+        print("still running")
         time.sleep(1)
 
-    print('Job finished!')
+    print("Job finished!")
     print(resp)
     return resp
 
@@ -220,8 +228,11 @@ def test_readme_walk_through_on_a_fresh_stack(stack):
     binary_path = compile_sample_project(stack)
     assert binary_path == "admin/invoices/build/bin/invoices.ibflowbin"
 
-    args = {"binary_path": binary_path, "input_dir": "admin/invoices/data/input",
-            "settings": {"tags": ["demo"], "priority": 5}}
+    args = {
+        "binary_path": binary_path,
+        "input_dir": "admin/invoices/data/input",
+        "settings": {"tags": ["demo"], "priority": 5},
+    }
     r = api(stack, "POST", "/api/v1/flow/run_binary_async", data=json.dumps(args))
     assert r.status_code == 200, r.text
     run = r.json()
@@ -245,18 +256,34 @@ def test_readme_walk_through_on_a_fresh_stack(stack):
     r = api(stack, "GET", "/api/v1/drive/admin/invoices/data/out/results.json")
     assert r.status_code == 200, r.text
     results = {row["file_name"]: row for row in r.json()}
-    fields = {name: {kv["key"]: kv["value"] for kv in row["results"]}
-              for name, row in results.items()}
+    fields = {
+        name: {kv["key"]: kv["value"] for kv in row["results"]} for name, row in results.items()
+    }
     assert fields == {
-        "acme.txt": {"invoice_number": "INV-1001", "vendor": "Acme Supplies",
-                     "invoice_date": "2024-03-05", "total": 100.0,
-                     "vendor_upper": "ACME SUPPLIES", "total_with_tax": 120.0},
-        "globex.txt": {"invoice_number": "GX-77", "vendor": "Globex Corporation",
-                       "invoice_date": "2024-03-12", "total": 1234.5,
-                       "vendor_upper": "GLOBEX CORPORATION", "total_with_tax": 1481.4},
-        "initech.html": {"invoice_number": "IT-3003", "vendor": "Initech & Sons",
-                         "invoice_date": "2024-04-01", "total": 250.0,
-                         "vendor_upper": "INITECH & SONS", "total_with_tax": 300.0},
+        "acme.txt": {
+            "invoice_number": "INV-1001",
+            "vendor": "Acme Supplies",
+            "invoice_date": "2024-03-05",
+            "total": 100.0,
+            "vendor_upper": "ACME SUPPLIES",
+            "total_with_tax": 120.0,
+        },
+        "globex.txt": {
+            "invoice_number": "GX-77",
+            "vendor": "Globex Corporation",
+            "invoice_date": "2024-03-12",
+            "total": 1234.5,
+            "vendor_upper": "GLOBEX CORPORATION",
+            "total_with_tax": 1481.4,
+        },
+        "initech.html": {
+            "invoice_number": "IT-3003",
+            "vendor": "Initech & Sons",
+            "invoice_date": "2024-04-01",
+            "total": 250.0,
+            "vendor_upper": "INITECH & SONS",
+            "total_with_tax": 300.0,
+        },
     }
     assert [row["file_index"] for row in r.json()] == [0, 1, 2]
     assert all(not row["error"] and not row["checkpoint_failed"] for row in results.values())
@@ -270,8 +297,12 @@ def test_readme_walk_through_on_a_fresh_stack(stack):
         except requests.ConnectionError:
             return None
 
-    assert wait_for(lambda: flower_status(auth=("admin", TOKEN)), timeout=20,
-                    interval=0.2, message="Flower") == 200
+    assert (
+        wait_for(
+            lambda: flower_status(auth=("admin", TOKEN)), timeout=20, interval=0.2, message="Flower"
+        )
+        == 200
+    )
     assert flower_status() == 401
     assert flower_status(auth=("admin", "wrong")) == 401
 

@@ -66,8 +66,9 @@ def smtp_inbox():
 
 
 def start_beat(settings, schedule: Path, log_path: Path) -> subprocess.Popen:
-    return start_celery(settings, ["beat", "--loglevel", "INFO", "--schedule", str(schedule)],
-                        log_path)
+    return start_celery(
+        settings, ["beat", "--loglevel", "INFO", "--schedule", str(schedule)], log_path
+    )
 
 
 @dataclass

@@ -33,7 +33,7 @@ steps:
   - {id: hold, type: udf, params: {function: "udfs/control.py:gate"}}
 """
 
-CONTROL_UDFS = '''
+CONTROL_UDFS = """
 import os
 import time
 
@@ -73,4 +73,4 @@ def flaky(record, context):
 def note_order(record, context):
     _note(context, "order", context.job_id)
     return record
-'''
+"""

@@ -22,21 +22,22 @@ steps:
     params: {function: "udfs/enrich.py:enrich"}
 """
 
-ENRICH_UDF = '''
+ENRICH_UDF = """
 def enrich(record, context):
     if "boom" in record["text"]:
         raise ValueError("cannot enrich a boom")
     record["fields"]["total_with_tax"] = round(record["fields"]["total"] * 1.1, 2)
     return record
-'''
+"""
 
 
 def invoice(number: str, total: str) -> bytes:
     return f"ACME Corp\nInvoice # {number}\nTotal: ${total}\n".encode()
 
 
-def put_project(stack, root: str, flow: str = THREE_STEP_FLOW, udf: str = ENRICH_UDF,
-                user: str = "alice") -> None:
+def put_project(
+    stack, root: str, flow: str = THREE_STEP_FLOW, udf: str = ENRICH_UDF, user: str = "alice"
+) -> None:
     stack.upload(f"{root}/flows/main.ibflow", flow.encode(), user)
     stack.upload(f"{root}/udfs/enrich.py", udf.encode(), user)
 
@@ -62,14 +63,20 @@ def wait_done(stack, job_id: str, user: str = "alice", timeout: float = 60) -> d
 
 
 def compile_flow(stack, root: str, user: str = "alice", **extra) -> dict:
-    body = {"binary_type": "Single Flow", "flow_project_root": root,
-            "settings": {"flow_file": "flows/main.ibflow"}, **extra}
-    response = stack.client.post("/api/v1/flow_binary/compile", data=json.dumps(body),
-                                 headers=stack.headers(user))
+    body = {
+        "binary_type": "Single Flow",
+        "flow_project_root": root,
+        "settings": {"flow_file": "flows/main.ibflow"},
+        **extra,
+    }
+    response = stack.client.post(
+        "/api/v1/flow_binary/compile", data=json.dumps(body), headers=stack.headers(user)
+    )
     assert response.status_code == 200, response.get_json()
     return wait_done(stack, response.get_json()["job_id"], user)
 
 
 def run_async(stack, body: dict, user: str = "alice"):
-    return stack.client.post("/api/v1/flow/run_binary_async", data=json.dumps(body),
-                             headers=stack.headers(user))
+    return stack.client.post(
+        "/api/v1/flow/run_binary_async", data=json.dumps(body), headers=stack.headers(user)
+    )

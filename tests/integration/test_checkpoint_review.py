@@ -60,10 +60,14 @@ def compile_project(stack, root: str, flow: str) -> str:
 def run(stack, root: str, binary: str, control_dir: Path, files: dict[str, bytes]) -> str:
     for name, data in files.items():
         stack.upload(f"{root}/input/{name}", data)
-    response = run_async(stack, {
-        "binary_path": binary, "input_dir": f"{root}/input",
-        "settings": {"runtime_config": {"control_dir": str(control_dir)}},
-    })
+    response = run_async(
+        stack,
+        {
+            "binary_path": binary,
+            "input_dir": f"{root}/input",
+            "settings": {"runtime_config": {"control_dir": str(control_dir)}},
+        },
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]["job_id"]
 
@@ -102,9 +106,17 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
     control_dir = tmp_path / "control"
     control_dir.mkdir()
     binary = compile_project(stack, root, REVIEW_FLOW)
-    job_id = run(stack, root, binary, control_dir, {
-        "a.txt": invoice("A-1", "100.00"), "b.txt": invoice("B-2", "0"),
-        "c.txt": invoice("C-3", "30.50")})
+    job_id = run(
+        stack,
+        root,
+        binary,
+        control_dir,
+        {
+            "a.txt": invoice("A-1", "100.00"),
+            "b.txt": invoice("B-2", "0"),
+            "c.txt": invoice("C-3", "30.50"),
+        },
+    )
 
     stopped = wait_done(stack, job_id)["cur_status"]
     assert stopped["status"] == "STOPPED_AT_CHECKPOINT"
@@ -118,27 +130,45 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
     body = answer.get_json()
     assert body["flow_review_metrics"] == {"reviewed": 0, "pending": 1}
     [record] = body["records"]
-    assert {key: record[key] for key in ("file_name", "file_index", "record_index", "fields",
-                                         "checkpoint_failed", "checkpoint_step", "reviewed")} == {
-        "file_name": "b.txt", "file_index": 1, "record_index": 0,
-        "fields": {"invoice_number": "B-2", "total": 0}, "checkpoint_failed":
-        ["total must be positive"], "checkpoint_step": "check", "reviewed": False}
+    assert {
+        key: record[key]
+        for key in (
+            "file_name",
+            "file_index",
+            "record_index",
+            "fields",
+            "checkpoint_failed",
+            "checkpoint_step",
+            "reviewed",
+        )
+    } == {
+        "file_name": "b.txt",
+        "file_index": 1,
+        "record_index": 0,
+        "fields": {"invoice_number": "B-2", "total": 0},
+        "checkpoint_failed": ["total must be positive"],
+        "checkpoint_step": "check",
+        "reviewed": False,
+    }
 
     # Bob is not the owner: the job does not exist for him until he is its reviewer.
     correction = {"job_id": job_id, "file_index": 1, "record_index": 0, "fields": {"total": 42}}
     assert records(stack, job_id, "bob").status_code == 404
     assert post(stack, "/api/v1/review/correct", correction, "bob").status_code == 404
     assert post(stack, "/api/v1/review/complete", {"job_id": job_id}, "bob").status_code == 404
-    bob_assigns = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "bob"},
-                       "bob")
+    bob_assigns = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "bob"}, "bob")
     assert bob_assigns.status_code == 404
     assert bob_assigns.get_json() == {"status": "ERROR", "msg": f"no job with id {job_id!r}"}
 
     nobody = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "nobody"})
     assert nobody.status_code == 400 and "no user 'nobody'" in nobody.get_json()["msg"]
     assigned = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "bob"})
-    assert assigned.get_json() == {"status": "OK", "job_id": job_id, "reviewer": "bob",
-                                   "review_state": "IN REVIEW"}
+    assert assigned.get_json() == {
+        "status": "OK",
+        "job_id": job_id,
+        "reviewer": "bob",
+        "review_state": "IN REVIEW",
+    }
     assert cur_status(stack, job_id)["reviewer"] == "bob"
 
     assert records(stack, job_id, "bob").status_code == 200
@@ -185,8 +215,9 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
         "Review marked COMPLETED by bob",
     ]
 
-    assert get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=checkpoint_failure"
-               ).status_code == 200
+    assert (
+        get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=checkpoint_failure").status_code == 200
+    )
     done = wait_done(stack, job_id)
     assert done["cur_status"]["status"] == "COMPLETE"
     assert done["cur_status"]["run_summary"]["numCheckpointFailed"] == 0
@@ -195,14 +226,17 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
     assert counted(control_dir) == ["after a.txt", "after b.txt", "after c.txt"]
     out = stack.settings.drive_root / done["results"][0]["output_folder"]
     results = {r["file_name"]: r for r in json.loads((out / "results.json").read_text())}
-    assert results["b.txt"]["results"] == [{"key": "invoice_number", "value": "B-2"},
-                                           {"key": "total", "value": 42}]
+    assert results["b.txt"]["results"] == [
+        {"key": "invoice_number", "value": "B-2"},
+        {"key": "total", "value": 42},
+    ]
     assert results["b.txt"]["checkpoint_failed"] == [] and results["b.txt"]["error"] is None
 
     assert records(stack, job_id).get_json()["records"] == []
     too_late = post(stack, "/api/v1/review/correct", correction)
-    assert too_late.status_code == 409 and "not stopped at a checkpoint" in too_late.get_json()[
-        "msg"]
+    assert (
+        too_late.status_code == 409 and "not stopped at a checkpoint" in too_late.get_json()["msg"]
+    )
 
 
 def test_a_record_that_fails_again_after_retry_is_pending_again(stack, tmp_path):
@@ -213,13 +247,17 @@ def test_a_record_that_fails_again_after_retry_is_pending_again(stack, tmp_path)
     job_id = run(stack, root, binary, control_dir, {"z.txt": invoice("Z-9", "0")})
     assert wait_done(stack, job_id)["cur_status"]["status"] == "STOPPED_AT_CHECKPOINT"
 
-    reviewed = post(stack, "/api/v1/review/correct",
-                    {"job_id": job_id, "file_index": 0, "record_index": 0, "fields": {}})
+    reviewed = post(
+        stack,
+        "/api/v1/review/correct",
+        {"job_id": job_id, "file_index": 0, "record_index": 0, "fields": {}},
+    )
     assert reviewed.status_code == 200 and reviewed.get_json()["record"]["corrected_fields"] == {}
     assert cur_status(stack, job_id)["flow_review_metrics"] == {"reviewed": 1, "pending": 0}
 
-    assert get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=checkpoint_failure"
-               ).status_code == 200
+    assert (
+        get(stack, f"/api/v1/jobs/retry?job_id={job_id}&type=checkpoint_failure").status_code == 200
+    )
     again = wait_done(stack, job_id)["cur_status"]
     assert again["status"] == "STOPPED_AT_CHECKPOINT"
     assert again["flow_review_metrics"] == {"reviewed": 1, "pending": 1}
@@ -237,11 +275,15 @@ def test_a_checkpoint_at_the_first_step_cannot_be_corrected(stack, tmp_path):
     [record] = records(stack, job_id).get_json()["records"]
     assert record["checkpoint_step"] == "check"
     assert record["checkpoint_failed"] == ["file name too short"]
-    refused = post(stack, "/api/v1/review/correct",
-                   {"job_id": job_id, "file_index": 0, "record_index": 0, "fields": {"x": 1}})
+    refused = post(
+        stack,
+        "/api/v1/review/correct",
+        {"job_id": job_id, "file_index": 0, "record_index": 0, "fields": {"x": 1}},
+    )
     assert refused.status_code == 409 and "first step" in refused.get_json()["msg"]
     wrong_state = post(stack, "/api/v1/review/complete", {"job_id": job_id, "state": "DONE"})
     assert wrong_state.status_code == 400 and "state" in wrong_state.get_json()["msg"]
-    not_completed = post(stack, "/api/v1/review/complete",
-                         {"job_id": job_id, "state": "NOT_COMPLETED"})
+    not_completed = post(
+        stack, "/api/v1/review/complete", {"job_id": job_id, "state": "NOT_COMPLETED"}
+    )
     assert not_completed.get_json()["review_state"] == "NOT_COMPLETED"

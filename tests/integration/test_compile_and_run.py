@@ -46,17 +46,25 @@ def test_compile_writes_the_binary_to_build_bin(stack, project):
 
 def test_run_async_runs_every_step_and_writes_results(stack, project):
     binary = f"{project}/build/bin/three_steps.ibflowbin"
-    response = run_async(stack, {
-        "binary_path": binary,
-        "input_dir": f"{project}/data/input",
-        "job_id": f"run-{stack.backend}",
-        "settings": {"tags": ["nightly"], "priority": 7,
-                     "runtime_config": {"log_prefix": "org=Piston "}},
-    })
+    response = run_async(
+        stack,
+        {
+            "binary_path": binary,
+            "input_dir": f"{project}/data/input",
+            "job_id": f"run-{stack.backend}",
+            "settings": {
+                "tags": ["nightly"],
+                "priority": 7,
+                "runtime_config": {"log_prefix": "org=Piston "},
+            },
+        },
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert body == {"status": "OK", "data": {"job_id": f"run-{stack.backend}",
-                                             "output_folder": f"{project}/data/out"}}
+    assert body == {
+        "status": "OK",
+        "data": {"job_id": f"run-{stack.backend}", "output_folder": f"{project}/data/out"},
+    }
 
     done = wait_done(stack, body["data"]["job_id"])
     cur = done["cur_status"]
@@ -75,7 +83,10 @@ def test_run_async_runs_every_step_and_writes_results(stack, project):
     out = stack.settings.drive_root / project / "data/out"
     for step in ("00_read", "01_fields", "02_enrich"):
         assert sorted(p.name for p in (out / "steps" / step).iterdir()) == [
-            "a.txt.json", "b.txt.json", "c.txt.json"]
+            "a.txt.json",
+            "b.txt.json",
+            "c.txt.json",
+        ]
     combined = json.loads((out / "results.json").read_text())
     by_file = {r["file_name"]: {kv["key"]: kv["value"] for kv in r["results"]} for r in combined}
     assert by_file["a.txt"] == {"invoice_number": "A-1", "total": 100.0, "total_with_tax": 110.0}
@@ -85,13 +96,19 @@ def test_run_async_runs_every_step_and_writes_results(stack, project):
 
 
 def test_logs_carry_trace_fields_and_the_prefix(stack, project):
-    response = run_async(stack, {"binary_path": f"{project}/build/bin/three_steps.ibflowbin",
-                                 "input_dir": f"{project}/data/input",
-                                 "settings": {"runtime_config": {"log_prefix": "org=Piston "}}})
+    response = run_async(
+        stack,
+        {
+            "binary_path": f"{project}/build/bin/three_steps.ibflowbin",
+            "input_dir": f"{project}/data/input",
+            "settings": {"runtime_config": {"log_prefix": "org=Piston "}},
+        },
+    )
     job_id = response.get_json()["data"]["job_id"]
     wait_done(stack, job_id)
-    logs = stack.client.get(f"/api/v1/jobs/get_logs?job_id={job_id}",
-                            headers=stack.headers()).get_json()
+    logs = stack.client.get(
+        f"/api/v1/jobs/get_logs?job_id={job_id}", headers=stack.headers()
+    ).get_json()
     assert logs["next_offset"] == len(logs["logs"]) > 0
     line = logs["logs"][0]
     assert set(line) == {"job-id", "task-id", "level", "ts", "trace_id", "span_id", "log"}
@@ -99,17 +116,22 @@ def test_logs_carry_trace_fields_and_the_prefix(stack, project):
     assert all(entry["log"].startswith("org=Piston ") for entry in logs["logs"])
     assert len({entry["trace_id"] for entry in logs["logs"]}) == 1
     assert any("cannot enrich a boom" in e["log"] for e in logs["logs"] if e["level"] == "ERROR")
-    page = stack.client.get(f"/api/v1/jobs/get_logs?job_id={job_id}&offset=2",
-                            headers=stack.headers()).get_json()
+    page = stack.client.get(
+        f"/api/v1/jobs/get_logs?job_id={job_id}&offset=2", headers=stack.headers()
+    ).get_json()
     assert page["logs"] == logs["logs"][2:]
 
 
 def test_output_has_run_id_and_explicit_output_dir(stack, project):
-    response = run_async(stack, {"binary_path": f"{project}/build/bin/three_steps.ibflowbin",
-                                 "input_dir": f"{project}/data/input",
-                                 "output_dir": f"{project}/elsewhere",
-                                 "settings": {"output_has_run_id": True,
-                                              "save_binary_to_output": False}})
+    response = run_async(
+        stack,
+        {
+            "binary_path": f"{project}/build/bin/three_steps.ibflowbin",
+            "input_dir": f"{project}/data/input",
+            "output_dir": f"{project}/elsewhere",
+            "settings": {"output_has_run_id": True, "save_binary_to_output": False},
+        },
+    )
     data = response.get_json()["data"]
     assert data["output_folder"].startswith(f"{project}/elsewhere/")
     assert data["output_folder"].endswith(data["job_id"])
@@ -129,8 +151,11 @@ def test_compile_error_names_file_step_and_reason(stack):
 
 
 def test_duplicate_job_id_is_a_conflict(stack, project):
-    body = {"binary_path": f"{project}/build/bin/three_steps.ibflowbin",
-            "input_dir": f"{project}/data/input", "job_id": f"dup-{stack.backend}"}
+    body = {
+        "binary_path": f"{project}/build/bin/three_steps.ibflowbin",
+        "input_dir": f"{project}/data/input",
+        "job_id": f"dup-{stack.backend}",
+    }
     assert run_async(stack, body).status_code == 200
     second = run_async(stack, body)
     assert second.status_code == 409
@@ -138,8 +163,13 @@ def test_duplicate_job_id_is_a_conflict(stack, project):
 
 
 def test_another_users_job_is_not_found(stack, project):
-    response = run_async(stack, {"binary_path": f"{project}/build/bin/three_steps.ibflowbin",
-                                 "input_dir": f"{project}/data/input"})
+    response = run_async(
+        stack,
+        {
+            "binary_path": f"{project}/build/bin/three_steps.ibflowbin",
+            "input_dir": f"{project}/data/input",
+        },
+    )
     job_id = response.get_json()["data"]["job_id"]
     other = stack.client.get(f"/api/v1/jobs/status?job_id={job_id}", headers=stack.headers("bob"))
     assert other.status_code == 404 and other.get_json()["status"] == "ERROR"

@@ -49,22 +49,32 @@ def compile_project(stack, root: str, flow: str) -> str:
     stack.upload(f"{root}/flows/main.ibflow", flow.encode())
     stack.upload(f"{root}/udfs/control.py", CONTROL_UDFS.encode())
     response = stack.client.post(
-        "/api/v1/flow_binary/compile", headers=stack.headers(),
-        data=json.dumps({"binary_type": "Single Flow", "flow_project_root": root,
-                         "settings": {"flow_file": "flows/main.ibflow"}}))
+        "/api/v1/flow_binary/compile",
+        headers=stack.headers(),
+        data=json.dumps(
+            {
+                "binary_type": "Single Flow",
+                "flow_project_root": root,
+                "settings": {"flow_file": "flows/main.ibflow"},
+            }
+        ),
+    )
     done = wait_done(stack, response.get_json()["job_id"])
     assert done["cur_status"]["status"] == "COMPLETE", done
     return done["results"][0]["binary_path"]
 
 
-def start_run(stack, root: str, binary: str, control: Control, files: list[str],
-              **settings) -> str:
+def start_run(stack, root: str, binary: str, control: Control, files: list[str], **settings) -> str:
     for name in files:
         stack.upload(f"{root}/input/{name}", invoice(name, "10"))
-    response = run_async(stack, {
-        "binary_path": binary, "input_dir": f"{root}/input",
-        "settings": {"runtime_config": {"control_dir": str(control.path)}, **settings},
-    })
+    response = run_async(
+        stack,
+        {
+            "binary_path": binary,
+            "input_dir": f"{root}/input",
+            "settings": {"runtime_config": {"control_dir": str(control.path)}, **settings},
+        },
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]["job_id"]
 
@@ -108,7 +118,10 @@ def test_pause_holds_the_run_and_resume_finishes_it_without_rerunning_a_step(sta
     assert done["cur_status"]["run_summary"]["numRecords"] == 3
     # Every step of every file ran exactly once.
     assert Counter(line.split()[0] for line in control.lines("started")) == {
-        "a.txt": 1, "b.txt": 1, "c.txt": 1}
+        "a.txt": 1,
+        "b.txt": 1,
+        "c.txt": 1,
+    }
     assert sorted(control.lines("count")) == ["after a.txt", "after b.txt", "after c.txt"]
 
     resumed_twice = get(stack, f"/api/v1/jobs/resume?job_id={job_id}")
@@ -129,8 +142,11 @@ def test_cancel_stops_running_steps_and_the_job_never_runs_again(stack, control)
     assert resp["state"] == "DONE" and json.loads(resp["cur_status"])["status"] == "CANCELLED"
     assert resp["results"][0]["status"] == "ERROR"
     # The held steps' processes are terminated within a few seconds.
-    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10,
-             message="running steps to be terminated")
+    wait_for(
+        lambda: not any(alive(pid) for pid in pids),
+        timeout=10,
+        message="running steps to be terminated",
+    )
 
     for op in ("resume", "retry"):
         refused = get(stack, f"/api/v1/jobs/{op}?job_id={job_id}")
@@ -163,9 +179,15 @@ def test_retry_reruns_only_the_failed_files_from_the_failed_step(stack, control)
     assert summary["recordsWithMsg"] == {}
     runs = Counter(control.lines("count"))
     assert runs == {
-        "before good1.txt": 1, "before good2.txt": 1, "before bad.txt": 1,
-        "fragile good1.txt": 1, "fragile good2.txt": 1, "fragile bad.txt": 2,
-        "after good1.txt": 1, "after good2.txt": 1, "after bad.txt": 1,
+        "before good1.txt": 1,
+        "before good2.txt": 1,
+        "before bad.txt": 1,
+        "fragile good1.txt": 1,
+        "fragile good2.txt": 1,
+        "fragile bad.txt": 2,
+        "after good1.txt": 1,
+        "after good2.txt": 1,
+        "after bad.txt": 1,
     }
     out = stack.settings.drive_root / done["results"][0]["output_folder"]
     results = json.loads((out / "results.json").read_text())
@@ -186,8 +208,7 @@ def test_a_step_past_its_timeout_fails_that_record_and_the_others_go_on(stack, c
     assert "hold" in message and "time limit of 1 s" in message and count == 1
 
     control.open_gate()
-    quick = start_run(stack, f"{root}-quick", binary, control, ["a.txt", "b.txt"],
-                      step_timeout=30)
+    quick = start_run(stack, f"{root}-quick", binary, control, ["a.txt", "b.txt"], step_timeout=30)
     assert wait_done(stack, quick)["cur_status"]["status"] == "COMPLETE"
 
 
@@ -196,16 +217,22 @@ def test_tags_can_be_replaced_and_cleared(stack, control):
     root = f"alice/tags-{stack.backend}"
     binary = compile_project(stack, root, GATED_FLOW)
     job_id = start_run(stack, root, binary, control, ["a.txt"], tags=["x"])
+
     def post(body):
-        return stack.client.post("/api/v1/jobs/tags", data=json.dumps(body),
-                                 headers=stack.headers())
+        return stack.client.post(
+            "/api/v1/jobs/tags", data=json.dumps(body), headers=stack.headers()
+        )
+
     assert post({"job_id": job_id, "names": ["t1", "t2", "t1"]}).get_json() == {
-        "status": "OK", "updated_tags": ["t1", "t2"]}
+        "status": "OK",
+        "updated_tags": ["t1", "t2"],
+    }
     listed = get(stack, f"/api/v1/jobs/list?tags=t2&job_id={job_id}").get_json()["jobs"]
     assert [j["job_id"] for j in listed] == [job_id] and listed[0]["tags"] == ["t1", "t2"]
     assert post({"job_id": job_id}).get_json() == {"status": "OK", "updated_tags": []}
     assert post({"job_id": job_id, "names": ["z"]}).status_code == 200
-    other = stack.client.post("/api/v1/jobs/tags", data=json.dumps({"job_id": job_id}),
-                              headers=stack.headers("bob"))
+    other = stack.client.post(
+        "/api/v1/jobs/tags", data=json.dumps({"job_id": job_id}), headers=stack.headers("bob")
+    )
     assert other.status_code == 404
     wait_done(stack, job_id)

@@ -26,18 +26,34 @@ def held(stack, tmp_path):
         stack.upload(f"{root}/udfs/control.py", CONTROL_UDFS.encode(), user)
         stack.upload(f"{root}/input/a.txt", invoice("1", "1"), user)
         response = stack.client.post(
-            "/api/v1/flow_binary/compile", headers=stack.headers(user),
-            data=json.dumps({"binary_type": "Single Flow", "flow_project_root": root,
-                             "settings": {"flow_file": "flows/main.ibflow"}}))
+            "/api/v1/flow_binary/compile",
+            headers=stack.headers(user),
+            data=json.dumps(
+                {
+                    "binary_type": "Single Flow",
+                    "flow_project_root": root,
+                    "settings": {"flow_file": "flows/main.ibflow"},
+                }
+            ),
+        )
         done = wait_done(stack, response.get_json()["job_id"], user)
         binaries[user] = (root, done["results"][0]["binary_path"])
 
     def submit(user: str, tags: list[str] = (), priority: int = 0) -> str:
         root, binary = binaries[user]
-        response = run_async(stack, {
-            "binary_path": binary, "input_dir": f"{root}/input",
-            "settings": {"tags": list(tags), "priority": priority,
-                         "runtime_config": {"control_dir": str(control.path)}}}, user)
+        response = run_async(
+            stack,
+            {
+                "binary_path": binary,
+                "input_dir": f"{root}/input",
+                "settings": {
+                    "tags": list(tags),
+                    "priority": priority,
+                    "runtime_config": {"control_dir": str(control.path)},
+                },
+            },
+            user,
+        )
         assert response.status_code == 200, response.get_json()
         return response.get_json()["data"]["job_id"]
 
@@ -69,18 +85,34 @@ def test_list_filters_pages_and_ownership(stack, held):
 
     job = page["jobs"][0]
     assert set(job) >= {
-        "curMsg", "state", "tags", "job_id", "input_folder", "output_folder", "source_path",
-        "flow_type", "is_flow_v3", "start_timestamp", "finish_timestamp", "runtime_sec",
-        "username", "priority", "run_summary", "reviewer", "review_state",
-        "flow_pipeline_infos", "flow_job_metrics", "flow_review_metrics"}
+        "curMsg",
+        "state",
+        "tags",
+        "job_id",
+        "input_folder",
+        "output_folder",
+        "source_path",
+        "flow_type",
+        "is_flow_v3",
+        "start_timestamp",
+        "finish_timestamp",
+        "runtime_sec",
+        "username",
+        "priority",
+        "run_summary",
+        "reviewer",
+        "review_state",
+        "flow_pipeline_infos",
+        "flow_job_metrics",
+        "flow_review_metrics",
+    }
     assert job["state"] == "COMPLETE" and job["username"] == "alice" and job["priority"] == 3
     assert job["flow_type"] == "single_flow" and job["run_summary"]["numFiles"] == 1
     assert job["finish_timestamp"] >= job["start_timestamp"] > time.time() - 3600
 
     admin = listing(stack, f"tags={tag}", user="root")
     assert {j["job_id"] for j in admin["jobs"]} == {*mine, theirs}
-    assert [j["job_id"] for j in listing(stack, f"tags={tag}&user=bob", "root")["jobs"]] == [
-        theirs]
+    assert [j["job_id"] for j in listing(stack, f"tags={tag}&user=bob", "root")["jobs"]] == [theirs]
     assert listing(stack, f"tags={tag}&state=FAILED,CANCELLED")["jobs"] == []
     assert len(listing(stack, f"tags={tag}&state=COMPLETE&priority=3")["jobs"]) == 3
     assert listing(stack, f"tags={tag}&priority=4")["jobs"] == []
@@ -99,26 +131,31 @@ def test_bulk_operations_reach_only_what_the_caller_may_touch(stack, held):
     alice_jobs = [held("alice", tags=[tag]) for _ in range(2)]
     bob_job = held("bob", tags=[tag])
 
-    paused = stack.client.get(f"/api/v1/jobs/pause_all?tags={tag}&user=bob",
-                              headers=stack.headers("alice"))
+    paused = stack.client.get(
+        f"/api/v1/jobs/pause_all?tags={tag}&user=bob", headers=stack.headers("alice")
+    )
     # A non-admin's bulk call acts on their own jobs only, whatever `user` says.
     assert paused.get_json() == {"status": "OK", "affected_jobs": 2}
     states = {j["job_id"]: j["state"] for j in listing(stack, f"tags={tag}", "root")["jobs"]}
     assert states[bob_job] == "RUNNING"
     assert all(states[job_id] in ("PAUSED", "RUNNING") for job_id in alice_jobs)
 
-    resumed = stack.client.get(f"/api/v1/jobs/resume_all?tags={tag}",
-                               headers=stack.headers("alice")).get_json()
+    resumed = stack.client.get(
+        f"/api/v1/jobs/resume_all?tags={tag}", headers=stack.headers("alice")
+    ).get_json()
     assert resumed == {"status": "OK", "affected_jobs": 2}
 
-    cancelled = stack.client.get(f"/api/v1/jobs/cancel_all?tags={tag}&user=bob",
-                                 headers=stack.headers("root")).get_json()
+    cancelled = stack.client.get(
+        f"/api/v1/jobs/cancel_all?tags={tag}&user=bob", headers=stack.headers("root")
+    ).get_json()
     assert cancelled == {"status": "OK", "affected_jobs": 1}
-    own = stack.client.get(f"/api/v1/jobs/cancel_all?tags={tag}",
-                           headers=stack.headers("alice")).get_json()
+    own = stack.client.get(
+        f"/api/v1/jobs/cancel_all?tags={tag}", headers=stack.headers("alice")
+    ).get_json()
     assert own == {"status": "OK", "affected_jobs": 2}
     states = {j["job_id"]: j["state"] for j in listing(stack, f"tags={tag}", "root")["jobs"]}
     assert set(states.values()) == {"CANCELLED"}
-    none_left = stack.client.get(f"/api/v1/jobs/cancel_all?tags={tag}",
-                                 headers=stack.headers("alice")).get_json()
+    none_left = stack.client.get(
+        f"/api/v1/jobs/cancel_all?tags={tag}", headers=stack.headers("alice")
+    ).get_json()
     assert none_left["affected_jobs"] == 0

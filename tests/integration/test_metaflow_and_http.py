@@ -70,8 +70,9 @@ def fields(result) -> dict:
 
 
 def run_and_wait(stack, binary: str, input_dir: str, **settings) -> tuple[dict, dict]:
-    response = run_async(stack, {"binary_path": binary, "input_dir": input_dir,
-                                 "settings": settings})
+    response = run_async(
+        stack, {"binary_path": binary, "input_dir": input_dir, "settings": settings}
+    )
     assert response.status_code == 200, response.get_json()
     data = response.get_json()["data"]
     return wait_done(stack, data["job_id"]), data
@@ -80,17 +81,28 @@ def run_and_wait(stack, binary: str, input_dir: str, **settings) -> tuple[dict, 
 @pytest.fixture
 def metaflow_project(stack, request):
     root = project_root(request, "meta")
-    for path, text in (("config/docs.ibclassifier", CLASSIFIER),
-                       ("config/route.ibmetaflow", METAFLOW),
-                       ("flows/invoices.ibflow", INVOICES), ("flows/receipts.ibflow", RECEIPTS),
-                       ("flows/generic.ibflow", GENERIC), ("udfs/tag.py", TAG_UDF)):
+    for path, text in (
+        ("config/docs.ibclassifier", CLASSIFIER),
+        ("config/route.ibmetaflow", METAFLOW),
+        ("flows/invoices.ibflow", INVOICES),
+        ("flows/receipts.ibflow", RECEIPTS),
+        ("flows/generic.ibflow", GENERIC),
+        ("udfs/tag.py", TAG_UDF),
+    ):
         stack.upload(f"{root}/{path}", text.encode())
     stack.upload(f"{root}/data/input/a.txt", invoice("A-1", "10"))
     stack.upload(f"{root}/data/input/b.txt", b"Your receipt, thanks")
     stack.upload(f"{root}/data/input/c.txt", b"hello")
-    compiled = compile_flow(stack, root, binary_type="Metaflow", settings={
-        "flows_dir": "flows", "metaflow_file": "config/route.ibmetaflow",
-        "classifier_file": "config/docs.ibclassifier"})
+    compiled = compile_flow(
+        stack,
+        root,
+        binary_type="Metaflow",
+        settings={
+            "flows_dir": "flows",
+            "metaflow_file": "config/route.ibmetaflow",
+            "classifier_file": "config/docs.ibclassifier",
+        },
+    )
     assert compiled["cur_status"]["status"] == "COMPLETE", compiled
     return root
 
@@ -102,28 +114,49 @@ def test_metaflow_routes_each_file_to_the_flow_of_its_label(stack, metaflow_proj
     assert done["cur_status"]["status"] == "COMPLETE", done
     by_file = results_of(stack, data["output_folder"])
     assert (by_file["a.txt"]["class_label"], fields(by_file["a.txt"])) == (
-        "invoice", {"number": "A-1", "tagged": True})
+        "invoice",
+        {"number": "A-1", "tagged": True},
+    )
     assert (by_file["b.txt"]["class_label"], fields(by_file["b.txt"])) == (
-        "receipt", {"kind": "receipt"})
+        "receipt",
+        {"kind": "receipt"},
+    )
     assert (by_file["c.txt"]["class_label"], fields(by_file["c.txt"])) == ("other", {"size": 5})
     # One task per step per file, every step's output persisted.
-    steps = sorted(p.name for p in (stack.settings.drive_root / data["output_folder"]
-                                    / "steps").iterdir())
-    assert steps == ["00_read", "01_classify", "02_generic.fields", "03_invoices.fields",
-                     "04_invoices.enrich", "05_receipts.fields"]
+    steps = sorted(
+        p.name for p in (stack.settings.drive_root / data["output_folder"] / "steps").iterdir()
+    )
+    assert steps == [
+        "00_read",
+        "01_classify",
+        "02_generic.fields",
+        "03_invoices.fields",
+        "04_invoices.enrich",
+        "05_receipts.fields",
+    ]
     with session_scope(stack.settings.sql_url) as session:
         job = session.get(Job, data["job_id"])
         assert (job.flow_type, job.num_steps) == ("metaflow", 6)
 
     # The same binary through a sync run gives the same results.
-    files = [{"file_name": name, "file_content": base64.b64encode(
-        (stack.settings.drive_root / root / "data/input" / name).read_bytes()).decode()}
-        for name in ("a.txt", "b.txt", "c.txt")]
-    response = stack.client.post("/api/v1/flow/run_binary_sync", headers=stack.headers(),
-                                 data=json.dumps({"binary_path": binary, "files": files}))
+    files = [
+        {
+            "file_name": name,
+            "file_content": base64.b64encode(
+                (stack.settings.drive_root / root / "data/input" / name).read_bytes()
+            ).decode(),
+        }
+        for name in ("a.txt", "b.txt", "c.txt")
+    ]
+    response = stack.client.post(
+        "/api/v1/flow/run_binary_sync",
+        headers=stack.headers(),
+        data=json.dumps({"binary_path": binary, "files": files}),
+    )
     assert response.status_code == 200, response.get_json()
     assert [record["results"] for record in response.get_json()["records"]] == [
-        by_file[name]["results"] for name in ("a.txt", "b.txt", "c.txt")]
+        by_file[name]["results"] for name in ("a.txt", "b.txt", "c.txt")
+    ]
 
 
 def test_a_route_to_an_unknown_label_fails_the_compile(stack, request):
@@ -131,20 +164,32 @@ def test_a_route_to_an_unknown_label_fails_the_compile(stack, request):
     stack.upload(f"{root}/c.ibclassifier", CLASSIFIER.encode())
     stack.upload(f"{root}/m.ibmetaflow", b"routes: {invoce: generic.ibflow}\n")
     stack.upload(f"{root}/flows/generic.ibflow", GENERIC.encode())
-    done = compile_flow(stack, root, binary_type="Metaflow", settings={
-        "flows_dir": "flows", "metaflow_file": "m.ibmetaflow", "classifier_file": "c.ibclassifier"})
+    done = compile_flow(
+        stack,
+        root,
+        binary_type="Metaflow",
+        settings={
+            "flows_dir": "flows",
+            "metaflow_file": "m.ibmetaflow",
+            "classifier_file": "c.ibclassifier",
+        },
+    )
     assert done["cur_status"]["status"] == "FAILED"
     assert "m.ibmetaflow" in done["msg"] and "invoce" in done["msg"]
 
 
 def test_flows_binary_feeds_each_flows_records_to_the_next(stack, request):
     root = project_root(request, "chain")
-    stack.upload(f"{root}/chain/01_split.ibflow",
-                 b"name: split\nsteps:\n  - {id: read, type: extract_text}\n"
-                 b"  - {id: lines, type: split, params: {by: line}}\n")
-    stack.upload(f"{root}/chain/02_fields.ibflow",
-                 b"name: fields\nsteps:\n  - {id: read, type: extract_text}\n"
-                 b"  - {id: refine, type: refine, params: {fields: {line: 'upper(text)'}}}\n")
+    stack.upload(
+        f"{root}/chain/01_split.ibflow",
+        b"name: split\nsteps:\n  - {id: read, type: extract_text}\n"
+        b"  - {id: lines, type: split, params: {by: line}}\n",
+    )
+    stack.upload(
+        f"{root}/chain/02_fields.ibflow",
+        b"name: fields\nsteps:\n  - {id: read, type: extract_text}\n"
+        b"  - {id: refine, type: refine, params: {fields: {line: 'upper(text)'}}}\n",
+    )
     stack.upload(f"{root}/data/input/a.txt", b"one\ntwo\n")
     compiled = compile_flow(stack, root, binary_type="Flows", settings={"flows_dir": "chain"})
     assert compiled["cur_status"]["status"] == "COMPLETE", compiled
@@ -153,9 +198,14 @@ def test_flows_binary_feeds_each_flows_records_to_the_next(stack, request):
     out = stack.settings.drive_root / data["output_folder"]
     combined = json.loads((out / "results.json").read_text())
     assert [(r["record_index"], fields(r)) for r in combined] == [
-        (0, {"line": "ONE"}), (1, {"line": "TWO"})]
+        (0, {"line": "ONE"}),
+        (1, {"line": "TWO"}),
+    ]
     assert sorted(p.name for p in (out / "steps").iterdir()) == [
-        "00_01_split.read", "01_01_split.lines", "02_02_fields.refine"]
+        "00_01_split.read",
+        "01_01_split.lines",
+        "02_02_fields.refine",
+    ]
 
 
 @pytest.fixture
@@ -170,15 +220,21 @@ def invoices(stack, request):
 
 def test_modify_output_schema_changes_async_results(stack, invoices):
     done, data = run_and_wait(
-        stack, f"{invoices}/build/bin/three_steps.ibflowbin", f"{invoices}/data/input",
-        runtime_config={"modify_output_schema": json.dumps(SEED_SCHEMA, ensure_ascii=False)})
+        stack,
+        f"{invoices}/build/bin/three_steps.ibflowbin",
+        f"{invoices}/data/input",
+        runtime_config={"modify_output_schema": json.dumps(SEED_SCHEMA, ensure_ascii=False)},
+    )
     assert done["cur_status"]["status"] == "COMPLETE", done
     result = results_of(stack, data["output_folder"])["a.txt"]
     assert result["results"] == [
-        {"key": "amount", "value": 100.0}, {"key": "total_with_tax", "value": 110.0},
-        {"key": "my_field_name", "value": "hello world"}]
-    per_file = json.loads((stack.settings.drive_root / data["output_folder"]
-                           / "results/a.txt.json").read_text())
+        {"key": "amount", "value": 100.0},
+        {"key": "total_with_tax", "value": 110.0},
+        {"key": "my_field_name", "value": "hello world"},
+    ]
+    per_file = json.loads(
+        (stack.settings.drive_root / data["output_folder"] / "results/a.txt.json").read_text()
+    )
     assert per_file[0]["results"] == result["results"]
 
 
@@ -190,10 +246,14 @@ def test_modify_output_schema_changes_async_results(stack, invoices):
     ],
 )
 def test_a_bad_output_schema_is_refused_at_submit(stack, invoices, schema, fragment):
-    response = run_async(stack, {
-        "binary_path": f"{invoices}/build/bin/three_steps.ibflowbin",
-        "input_dir": f"{invoices}/data/input",
-        "settings": {"runtime_config": {"modify_output_schema": schema}}})
+    response = run_async(
+        stack,
+        {
+            "binary_path": f"{invoices}/build/bin/three_steps.ibflowbin",
+            "input_dir": f"{invoices}/data/input",
+            "settings": {"runtime_config": {"modify_output_schema": schema}},
+        },
+    )
     assert response.status_code == 400, response.get_json()
     body = response.get_json()
     assert body["status"] == "ERROR"
@@ -240,8 +300,9 @@ def service():
     server.daemon_threads = True
     server.seen, server.lock, server.flaky_left = [], threading.Lock(), 2
     server.release = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -278,12 +339,13 @@ def test_http_step_posts_from_the_worker_retries_5xx_and_times_out(stack, reques
     stack.upload(f"{root}/data/input/c.txt", b"slow service")
     compiled = compile_flow(stack, root)
     assert compiled["cur_status"]["status"] == "COMPLETE", compiled
-    done, data = run_and_wait(stack, f"{root}/build/bin/remote.ibflowbin",
-                              f"{root}/data/input")
+    done, data = run_and_wait(stack, f"{root}/build/bin/remote.ibflowbin", f"{root}/data/input")
     assert done["cur_status"]["status"] == "COMPLETE", done
     by_file = results_of(stack, data["output_folder"])
-    assert fields(by_file["a.txt"]) == {"first": "plain",
-                                        "analysis": {"length": 11, "fields": ["first"]}}
+    assert fields(by_file["a.txt"]) == {
+        "first": "plain",
+        "analysis": {"length": 11, "fields": ["first"]},
+    }
     # Two 503s, then the third attempt got through.
     assert fields(by_file["b.txt"])["analysis"] == {"length": 13, "fields": ["first"]}
     assert [name for name, _ in service.seen].count("b.txt") == 3

@@ -52,11 +52,17 @@ def test_a_priority_9_job_submitted_last_starts_next(stack, solo_client, tmp_pat
     order = compile_flow(stack, f"alice/prio-order-{stack.backend}", ORDER_FLOW)
 
     def submit(binary: str, root: str, priority: int) -> str:
-        body = {"binary_path": binary, "input_dir": f"{root}/input",
-                "settings": {"priority": priority,
-                             "runtime_config": {"control_dir": str(control.path)}}}
-        response = solo_client.post("/api/v1/flow/run_binary_async", data=json.dumps(body),
-                                    headers=stack.headers())
+        body = {
+            "binary_path": binary,
+            "input_dir": f"{root}/input",
+            "settings": {
+                "priority": priority,
+                "runtime_config": {"control_dir": str(control.path)},
+            },
+        }
+        response = solo_client.post(
+            "/api/v1/flow/run_binary_async", data=json.dumps(body), headers=stack.headers()
+        )
         assert response.status_code == 200, response.get_json()
         return response.get_json()["data"]["job_id"]
 
@@ -81,8 +87,11 @@ def test_a_step_whose_process_is_killed_is_redelivered_and_finishes(stack, tmp_p
     try:
         [first] = wait_for(lambda: control.lines("started"), message="the step to start")
         os.kill(int(first.split()[1]), signal.SIGKILL)
-        wait_for(lambda: len(control.lines("started")) == 2, timeout=60,
-                 message="the killed step to be delivered again")
+        wait_for(
+            lambda: len(control.lines("started")) == 2,
+            timeout=60,
+            message="the killed step to be delivered again",
+        )
     finally:
         control.open_gate()
     done = wait_done(stack, job_id)
@@ -110,11 +119,22 @@ def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, 
     wait_done(stack, job_id)
     # Rewind the finished job to "running, step 1 held by a worker that died a while ago".
     with session_scope(stack.settings.sql_url) as session:
-        session.execute(update(Job).where(Job.id == job_id).values(
-            status="running", finished_at=None, files_done=0))
-        session.execute(update(JobFile).where(JobFile.job_id == job_id).values(
-            status="pending", next_step=1, next_task_id=None, claimed_by="dead-worker-task",
-            claimed_until=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", finished_at=None, files_done=0)
+        )
+        session.execute(
+            update(JobFile)
+            .where(JobFile.job_id == job_id)
+            .values(
+                status="pending",
+                next_step=1,
+                next_task_id=None,
+                claimed_by="dead-worker-task",
+                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
     control.path.joinpath("count").unlink()
 
     app = stack.client.application.extensions["flowbin.celery"]
@@ -141,9 +161,12 @@ def test_a_step_whose_database_connection_is_lost_is_sent_again_and_finishes(sta
     try:
         wait_for(lambda: control.lines("started"), message="the step to start")
         with engine.connect() as conn:
-            dropped = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            dropped = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
         assert dropped >= 1  # the worker's connection among them
     finally:
         engine.dispose()  # this process's pooled connections were dropped too

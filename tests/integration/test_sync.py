@@ -30,7 +30,7 @@ steps:
     type: udf
     params: {function: "udfs/enrich.py:act"}
 """
-LOOP_UDF = '''
+LOOP_UDF = """
 import os
 
 def act(record, context):
@@ -40,7 +40,7 @@ def act(record, context):
     if "exit" in record["text"]:
         os._exit(3)
     return record
-'''
+"""
 
 
 def encoded(data: bytes) -> str:
@@ -74,22 +74,36 @@ def files_named(stack, name):
 
 
 def test_sync_run_answers_with_the_results_and_writes_nothing(stack, binary):
-    response = sync(stack.client, stack, {"binary_path": binary, "files": [
-        {"file_name": "sync-only-a.txt", "file_content": encoded(invoice("A-1", "100.00"))},
-        {"file_name": "sync-only-c.txt",
-         "file_content": encoded(invoice("C-3", "10") + b"boom\n")},
-    ]})
+    response = sync(
+        stack.client,
+        stack,
+        {
+            "binary_path": binary,
+            "files": [
+                {"file_name": "sync-only-a.txt", "file_content": encoded(invoice("A-1", "100.00"))},
+                {
+                    "file_name": "sync-only-c.txt",
+                    "file_content": encoded(invoice("C-3", "10") + b"boom\n"),
+                },
+            ],
+        },
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert list(body) == ["records", "binary_path", "job_id"]
     assert body["binary_path"] == binary
     good, bad = body["records"]
     assert list(good)[:4] == ["results", "file_name", "file_index", "record_index"]
-    assert good["results"] == [{"key": "invoice_number", "value": "A-1"},
-                               {"key": "total", "value": 100.0},
-                               {"key": "total_with_tax", "value": 110.0}]
+    assert good["results"] == [
+        {"key": "invoice_number", "value": "A-1"},
+        {"key": "total", "value": 100.0},
+        {"key": "total_with_tax", "value": 110.0},
+    ]
     assert (good["file_name"], good["file_index"], good["record_index"]) == (
-        "sync-only-a.txt", 0, 0)
+        "sync-only-a.txt",
+        0,
+        0,
+    )
     assert good["error"] is None
     assert (bad["file_name"], bad["file_index"]) == ("sync-only-c.txt", 1)
     assert "cannot enrich a boom" in bad["error"]
@@ -103,31 +117,48 @@ def test_sync_run_answers_with_the_results_and_writes_nothing(stack, binary):
     assert cur["run_summary"]["numFiles"] == 2
     assert cur["run_summary"]["numRecords"] == 2
     assert cur["run_summary"]["numRuntimeErrors"] == 1
-    logs = stack.client.get(f"/api/v1/jobs/get_logs?job_id={body['job_id']}",
-                            headers=stack.headers()).get_json()["logs"]
+    logs = stack.client.get(
+        f"/api/v1/jobs/get_logs?job_id={body['job_id']}", headers=stack.headers()
+    ).get_json()["logs"]
     assert any("cannot enrich a boom" in line["log"] for line in logs if line["level"] == "ERROR")
-    listed = stack.client.get(f"/api/v1/jobs/list?job_id={body['job_id']}",
-                              headers=stack.headers()).get_json()["jobs"]
+    listed = stack.client.get(
+        f"/api/v1/jobs/list?job_id={body['job_id']}", headers=stack.headers()
+    ).get_json()["jobs"]
     assert [(job["job_id"], job["state"], job["flow_type"]) for job in listed] == [
-        (body["job_id"], "COMPLETE", "single_flow")]
+        (body["job_id"], "COMPLETE", "single_flow")
+    ]
     assert status(stack, body["job_id"], user="root")["job_id"] == body["job_id"]
-    assert stack.client.get(f"/api/v1/jobs/status?job_id={body['job_id']}",
-                            headers=stack.headers("bob")).status_code == 404
+    assert (
+        stack.client.get(
+            f"/api/v1/jobs/status?job_id={body['job_id']}", headers=stack.headers("bob")
+        ).status_code
+        == 404
+    )
 
 
 def test_csv_results_and_the_output_schema(stack, binary):
-    response = sync(stack.client, stack, {
-        "binary_path": binary,
-        "options": {"result_format": "csv",
-                    "runtime_config": {"modify_output_schema": json.dumps(SEED_SCHEMA)}},
-        "files": [{"file_name": "a.txt", "file_content": encoded(invoice("A-1", "100.00"))},
-                  {"file_name": "b.txt", "file_content": encoded(invoice("B,2", "5"))}],
-    })
+    response = sync(
+        stack.client,
+        stack,
+        {
+            "binary_path": binary,
+            "options": {
+                "result_format": "csv",
+                "runtime_config": {"modify_output_schema": json.dumps(SEED_SCHEMA)},
+            },
+            "files": [
+                {"file_name": "a.txt", "file_content": encoded(invoice("A-1", "100.00"))},
+                {"file_name": "b.txt", "file_content": encoded(invoice("B,2", "5"))},
+            ],
+        },
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["records"][0]["results"] == [
-        {"key": "number", "value": "A-1"}, {"key": "total_with_tax", "value": 110.0},
-        {"key": "my_field_name", "value": "hello world"}]
+        {"key": "number", "value": "A-1"},
+        {"key": "total_with_tax", "value": 110.0},
+        {"key": "my_field_name", "value": "hello world"},
+    ]
     assert body["csv"].splitlines() == [
         "file_name,file_index,record_index,number,total_with_tax,my_field_name,error",
         "a.txt,0,0,A-1,110.0,hello world,",
@@ -136,8 +167,11 @@ def test_csv_results_and_the_output_schema(stack, binary):
 
 
 def test_a_failed_run_is_a_failed_job(stack, binary):
-    response = sync(stack.client, stack, {"binary_path": binary, "files": [
-        {"file_name": "c.docx", "file_content": encoded(b"PK")}]})
+    response = sync(
+        stack.client,
+        stack,
+        {"binary_path": binary, "files": [{"file_name": "c.docx", "file_content": encoded(b"PK")}]},
+    )
     assert response.status_code == 200
     [record] = response.get_json()["records"]
     assert "unsupported file type" in record["error"]
@@ -157,17 +191,31 @@ def five(content=b"x"):
         ({"binary_path": "B"}, 400, "files"),
         ({"binary_path": "B", "files": []}, 400, "send 1 to 5 files"),
         ({"binary_path": "B", "files": [*five(), *five()[:1]]}, 400, "send 1 to 5 files"),
-        ({"binary_path": "B", "files": [{"file_name": "a.txt", "file_content": "%%%"}]}, 400,
-         "files.0.file_content: is not valid base64"),
-        ({"binary_path": "B", "files": [{"file_name": "a.txt"}]}, 400,
-         "files.0.file_content"),
-        ({"binary_path": "B", "files": [{"file_name": "../a.txt", "file_content": ""}]}, 400,
-         "files.0.file_name"),
-        ({"binary_path": "B", "files": five(), "options": {"result_format": "xml"}}, 400,
-         "options.result_format"),
-        ({"binary_path": "B", "files": five(), "options": {"runtime_config": {
-            "modify_output_schema": "{broken"}}}, 400,
-         "options.runtime_config.modify_output_schema: not valid JSON"),
+        (
+            {"binary_path": "B", "files": [{"file_name": "a.txt", "file_content": "%%%"}]},
+            400,
+            "files.0.file_content: is not valid base64",
+        ),
+        ({"binary_path": "B", "files": [{"file_name": "a.txt"}]}, 400, "files.0.file_content"),
+        (
+            {"binary_path": "B", "files": [{"file_name": "../a.txt", "file_content": ""}]},
+            400,
+            "files.0.file_name",
+        ),
+        (
+            {"binary_path": "B", "files": five(), "options": {"result_format": "xml"}},
+            400,
+            "options.result_format",
+        ),
+        (
+            {
+                "binary_path": "B",
+                "files": five(),
+                "options": {"runtime_config": {"modify_output_schema": "{broken"}},
+            },
+            400,
+            "options.runtime_config.modify_output_schema: not valid JSON",
+        ),
         ({"binary_path": "B", "files": five(), "extra": 1}, 400, "extra"),
         ({"binary_path": "alice/none.ibflowbin", "files": five()}, 404, "no flow binary"),
         ({"binary_path": "bob/x.ibflowbin", "files": five()}, 404, "alice/"),
@@ -184,8 +232,7 @@ def test_bad_sync_requests_get_clear_errors(stack, binary, body, code, fragment)
 
 def test_too_much_content_is_413(stack, binary, monkeypatch):
     monkeypatch.setattr(shared.sync, "MAX_TOTAL_BYTES", 1000)
-    response = sync(stack.client, stack, {"binary_path": binary,
-                                          "files": five(b"x" * 300)})
+    response = sync(stack.client, stack, {"binary_path": binary, "files": five(b"x" * 300)})
     assert response.status_code == 413
     assert "1500 bytes in all" in response.get_json()["msg"]
 
@@ -203,8 +250,14 @@ def short_limit_client(stack):
 
 
 def test_a_run_past_the_limit_is_stopped_with_504(stack, loop_binary, short_limit_client):
-    response = sync(short_limit_client, stack, {"binary_path": loop_binary, "files": [
-        {"file_name": "a.txt", "file_content": encoded(b"loop")}]})
+    response = sync(
+        short_limit_client,
+        stack,
+        {
+            "binary_path": loop_binary,
+            "files": [{"file_name": "a.txt", "file_content": encoded(b"loop")}],
+        },
+    )
     assert response.status_code == 504, response.get_json()
     body = response.get_json()
     assert body["status"] == "ERROR" and "limit of 1 s" in body["msg"]
@@ -213,16 +266,34 @@ def test_a_run_past_the_limit_is_stopped_with_504(stack, loop_binary, short_limi
     assert json.loads(done["cur_status"])["status"] == "FAILED"
     assert "limit of 1 s" in done["msg"]
     # The runner was replaced: the next run is served.
-    again = sync(short_limit_client, stack, {"binary_path": loop_binary, "files": [
-        {"file_name": "a.txt", "file_content": encoded(b"fine")}]})
+    again = sync(
+        short_limit_client,
+        stack,
+        {
+            "binary_path": loop_binary,
+            "files": [{"file_name": "a.txt", "file_content": encoded(b"fine")}],
+        },
+    )
     assert again.status_code == 200, again.get_json()
 
 
 def test_a_udf_that_kills_its_process_is_422(stack, loop_binary):
-    response = sync(stack.client, stack, {"binary_path": loop_binary, "files": [
-        {"file_name": "a.txt", "file_content": encoded(b"exit")}]})
+    response = sync(
+        stack.client,
+        stack,
+        {
+            "binary_path": loop_binary,
+            "files": [{"file_name": "a.txt", "file_content": encoded(b"exit")}],
+        },
+    )
     assert response.status_code == 422, response.get_json()
     assert "exit code 3" in response.get_json()["msg"]
-    again = sync(stack.client, stack, {"binary_path": loop_binary, "files": [
-        {"file_name": "a.txt", "file_content": encoded(b"fine")}]})
+    again = sync(
+        stack.client,
+        stack,
+        {
+            "binary_path": loop_binary,
+            "files": [{"file_name": "a.txt", "file_content": encoded(b"fine")}],
+        },
+    )
     assert again.status_code == 200

@@ -243,8 +243,11 @@ def test_procfile_commands_take_settings_from_the_environment(tmp_path):
 def test_procfile_defaults_and_flower_refuses_to_run_without_a_password():
     commands = procfile()
     assert "127.0.0.1:8000" in expand(commands["api"], {})
-    result = subprocess.run(["sh", "-c", 'printf "%s\\n" ' + commands["flower"]],
-                            env={"PATH": os.environ.get("PATH", "")}, capture_output=True)
+    result = subprocess.run(
+        ["sh", "-c", 'printf "%s\\n" ' + commands["flower"]],
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+    )
     assert result.returncode != 0
     assert b"set FLOWBIN_FLOWER_PASSWORD" in result.stderr
 
@@ -257,17 +260,34 @@ def test_up_stops_cleanly_on_sigterm_with_stand_in_processes(tmp_path):
     fake = tmp_path / "Procfile"
     fake.write_text('one: echo "redis=$FLOWBIN_REDIS_URL"; exec sleep 60\ntwo: exec sleep 60\n')
     log = tmp_path / "up.log"
-    env = {**os.environ, "FLOWBIN_DATA_DIR": str(tmp_path / "var"), "FLOWBIN_REDIS_URL": "",
-           "FLOWBIN_DATABASE_URL": "", "FLOWBIN_ADMIN_TOKEN": "", "FLOWBIN_DRIVE_DIR": ""}
+    env = {
+        **os.environ,
+        "FLOWBIN_DATA_DIR": str(tmp_path / "var"),
+        "FLOWBIN_REDIS_URL": "",
+        "FLOWBIN_DATABASE_URL": "",
+        "FLOWBIN_ADMIN_TOKEN": "",
+        "FLOWBIN_DRIVE_DIR": "",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from shared.cli import main; main()", "up",
-             "--procfile", str(fake)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-c",
+                "from shared.cli import main; main()",
+                "up",
+                "--procfile",
+                str(fake),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: "redis=redis://" in log.read_text(), timeout=30,
-                 message="the stand-in process to start")
+        wait_for(
+            lambda: "redis=redis://" in log.read_text(),
+            timeout=30,
+            message="the stand-in process to start",
+        )
         text = log.read_text()
         token = re.search(r"^Admin token: (\S+)$", text, re.M).group(1)
         assert token == (tmp_path / "var" / "admin_token").read_text().strip()

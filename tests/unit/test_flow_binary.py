@@ -17,8 +17,12 @@ FLOW = {
     "steps": [
         {"id": "read", "type": "extract_text"},
         {"id": "fields", "type": "refine", "params": {"fields": {"n": "len(text)"}}},
-        {"id": "enrich", "type": "udf", "params": {"function": "udfs/enrich.py:enrich"},
-         "timeout": 30},
+        {
+            "id": "enrich",
+            "type": "udf",
+            "params": {"function": "udfs/enrich.py:enrich"},
+            "timeout": 30,
+        },
     ],
 }
 
@@ -79,20 +83,30 @@ def test_load_binary_gives_steps_udfs_and_manifest(artifact):
         (lambda data: rewrite(data, {"manifest.json": b"{nope"}), "not JSON"),
         (lambda data: rewrite(data, {"manifest.json": b"[1]"}), "not a JSON object"),
         (lambda data: edited_manifest(data, format_version=2), "format_version 2"),
-        (lambda data: edited_manifest(data, binary_type="Metaflow", flow_type="metaflow"),
-         "needs a composition"),
-        (lambda data: edited_manifest(data, composition={"flow_keys": ["demo"]}),
-         "Single Flow binary has no composition"),
+        (
+            lambda data: edited_manifest(data, binary_type="Metaflow", flow_type="metaflow"),
+            "needs a composition",
+        ),
+        (
+            lambda data: edited_manifest(data, composition={"flow_keys": ["demo"]}),
+            "Single Flow binary has no composition",
+        ),
         (lambda data: edited_manifest(data, flow_type="flows"), "does not match"),
         (lambda data: edited_manifest(data, flows=[]), "non-empty list"),
         (lambda data: edited_manifest(data, flows=[FLOW, FLOW]), "exactly one flow"),
         (lambda data: edited_manifest(data, udfs="x"), "udfs must be a list"),
-        (lambda data: edited_manifest(data, flows=[{"name": "x", "steps": [
-            {"id": "a", "type": "ocr"}]}]), "unknown step type 'ocr'"),
+        (
+            lambda data: edited_manifest(
+                data, flows=[{"name": "x", "steps": [{"id": "a", "type": "ocr"}]}]
+            ),
+            "unknown step type 'ocr'",
+        ),
         (lambda data: edited_manifest(data, udfs=[]), "does not hold"),
         (lambda data: rewrite(data, {"udfs/udfs/enrich.py": None}), "is missing"),
-        (lambda data: rewrite(data, {"udfs/udfs/enrich.py": UDF.encode() + b"#x"}),
-         "content_hash does not match"),
+        (
+            lambda data: rewrite(data, {"udfs/udfs/enrich.py": UDF.encode() + b"#x"}),
+            "content_hash does not match",
+        ),
         (lambda data: edited_manifest(data, content_hash="0" * 64), "content_hash does not"),
     ],
 )

@@ -79,8 +79,13 @@ def test_compiles_every_step_type_into_a_zip_with_manifest_and_udf_sources(tmp_p
     assert steps[0] == {"id": "read", "type": "extract_text", "params": {}, "timeout": None}
     assert steps[6]["timeout"] == 30
     # Defaults are filled in, and refine keeps its field order (evaluation order).
-    assert steps[7]["params"] == {"url": "http://127.0.0.1:9/x", "timeout": 10, "retries": 2,
-                                  "headers": {}, "result_field": "http_response"}
+    assert steps[7]["params"] == {
+        "url": "http://127.0.0.1:9/x",
+        "timeout": 10,
+        "retries": 2,
+        "headers": {},
+        "result_field": "http_response",
+    }
     assert list(steps[3]["params"]["fields"]) == ["b", "a"]
     assert steps[5]["params"]["rules"][0]["message"] == "rule failed: a > 1"
 
@@ -90,8 +95,10 @@ def test_same_sources_give_the_same_hash_and_entries(tmp_path):
     first = compile_(tmp_path)
     second = compile_project(tmp_path, "Single Flow", {"flow_file": FLOW_FILE}, "someone else")
     assert first.content_hash == second.content_hash
-    with zipfile.ZipFile(io.BytesIO(first.data)) as one, \
-            zipfile.ZipFile(io.BytesIO(second.data)) as two:
+    with (
+        zipfile.ZipFile(io.BytesIO(first.data)) as one,
+        zipfile.ZipFile(io.BytesIO(second.data)) as two,
+    ):
         assert [i.date_time for i in one.infolist()] == [(1980, 1, 1, 0, 0, 0)] * 2
         assert one.read("udfs/udfs/enrich.py") == two.read("udfs/udfs/enrich.py")
     strip = lambda m: {k: v for k, v in m.items() if k not in ("compiled_at", "compiled_by")}  # noqa: E731
@@ -116,10 +123,15 @@ def test_file_name_falls_back_to_the_flow_file_stem(tmp_path):
 
 
 def test_udf_modules_are_not_left_in_sys_modules_and_may_use_dataclasses(tmp_path):
-    source = ("from __future__ import annotations\nfrom dataclasses import dataclass\n\n"
-              "@dataclass\nclass Total:\n    value: float\n\n" + UDF_OK)
-    write_project(tmp_path, flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-                  {"udfs/enrich.py": source})
+    source = (
+        "from __future__ import annotations\nfrom dataclasses import dataclass\n\n"
+        "@dataclass\nclass Total:\n    value: float\n\n" + UDF_OK
+    )
+    write_project(
+        tmp_path,
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": source},
+    )
     before = set(sys.modules)
     compile_(tmp_path)
     assert not {name for name in set(sys.modules) - before if "enrich" in name}
@@ -131,34 +143,79 @@ BAD_FLOWS = [
     (flow(step("a", "split")), None, FLOW_FILE, "a", "missing required param 'by'"),
     (flow(step("a", "split", {"by": "word"})), None, FLOW_FILE, "a", "by must be one of"),
     (flow(step("a", "split", {"by": "regex"})), None, FLOW_FILE, "a", "needs a pattern"),
-    (flow(step("a", "split", {"by": "regex", "pattern": "("})), None, FLOW_FILE, "a",
-     "not a valid regular expression"),
-    (flow(step("a", "split", {"by": "line", "patern": "x"})), None, FLOW_FILE, "a",
-     "unknown param 'patern'"),
+    (
+        flow(step("a", "split", {"by": "regex", "pattern": "("})),
+        None,
+        FLOW_FILE,
+        "a",
+        "not a valid regular expression",
+    ),
+    (
+        flow(step("a", "split", {"by": "line", "patern": "x"})),
+        None,
+        FLOW_FILE,
+        "a",
+        "unknown param 'patern'",
+    ),
     (flow(step("a", "split", ["by"])), None, FLOW_FILE, "a", "params must be a mapping"),
-    (flow(step("a", "refine", {"fields": {"x": "upper("}})), None, FLOW_FILE, "a",
-     "field 'x': formula does not parse"),
-    (flow(step("a", "refine", {"fields": {"x": "shout(text)"}})), None, FLOW_FILE, "a",
-     "unknown function 'shout'"),
+    (
+        flow(step("a", "refine", {"fields": {"x": "upper("}})),
+        None,
+        FLOW_FILE,
+        "a",
+        "field 'x': formula does not parse",
+    ),
+    (
+        flow(step("a", "refine", {"fields": {"x": "shout(text)"}})),
+        None,
+        FLOW_FILE,
+        "a",
+        "unknown function 'shout'",
+    ),
     (flow(step("a", "refine", {"fields": ["x"]})), None, FLOW_FILE, "a", "non-empty mapping"),
-    (flow(step("a", "refine", {"fields": {"x": 5}})), None, FLOW_FILE, "a",
-     "formula must be a string"),
+    (
+        flow(step("a", "refine", {"fields": {"x": 5}})),
+        None,
+        FLOW_FILE,
+        "a",
+        "formula must be a string",
+    ),
     (flow(step("a", "refine", {"fields": {"text": "1"}})), None, FLOW_FILE, "a", "reserved"),
-    (flow(step("a", "classify", {"rules": [{"label": "x", "regex": "a", "formula": "1"}]})),
-     None, FLOW_FILE, "a", "exactly one of formula or regex"),
-    (flow(step("a", "classify", {"rules": [{"label": "x", "regex": "[a"}]})), None, FLOW_FILE,
-     "a", "not a valid regular expression"),
+    (
+        flow(step("a", "classify", {"rules": [{"label": "x", "regex": "a", "formula": "1"}]})),
+        None,
+        FLOW_FILE,
+        "a",
+        "exactly one of formula or regex",
+    ),
+    (
+        flow(step("a", "classify", {"rules": [{"label": "x", "regex": "[a"}]})),
+        None,
+        FLOW_FILE,
+        "a",
+        "not a valid regular expression",
+    ),
     (flow(step("a", "filter", {})), None, FLOW_FILE, "a", "missing required param 'keep_if'"),
     (flow(step("a", "checkpoint", {"rules": []})), None, FLOW_FILE, "a", "non-empty list"),
     (flow(step("a", "http", {"url": "ftp://x/y"})), None, FLOW_FILE, "a", "http:// or https://"),
-    (flow(step("a", "http", {"url": "http://x", "retries": "3"})), None, FLOW_FILE, "a",
-     "retries must be an integer"),
+    (
+        flow(step("a", "http", {"url": "http://x", "retries": "3"})),
+        None,
+        FLOW_FILE,
+        "a",
+        "retries must be an integer",
+    ),
     (flow(step("a", "extract_text", timeout=0)), None, FLOW_FILE, "a", "timeout must be"),
     (flow(step("a", "extract_text", timeout="10")), None, FLOW_FILE, "a", "timeout must be"),
     (flow(step("a", "extract_text", timeout=True)), None, FLOW_FILE, "a", "timeout must be"),
     (flow(step("a", "extract_text", kind="x")), None, FLOW_FILE, "a", "unknown key 'kind'"),
-    (flow(step("a", "extract_text"), step("a", "extract_text")), None, FLOW_FILE, "a",
-     "duplicate step id 'a'"),
+    (
+        flow(step("a", "extract_text"), step("a", "extract_text")),
+        None,
+        FLOW_FILE,
+        "a",
+        "duplicate step id 'a'",
+    ),
     (flow(step("has space", "extract_text")), None, FLOW_FILE, None, "id 'has space' must be"),
     (flow(step("x" * 65, "extract_text")), None, FLOW_FILE, None, "must be 1-64 characters"),
     (flow(step(None, "extract_text")), None, FLOW_FILE, None, "id None must be"),
@@ -168,29 +225,76 @@ BAD_FLOWS = [
     ("name: [unclosed\n", None, FLOW_FILE, None, "YAML does not parse"),
     ("name: a\nname: b\nsteps: []\n", None, FLOW_FILE, None, "duplicate key 'name'"),
     ("- just a list\n", None, FLOW_FILE, None, "must be a mapping"),
-    (flow(step("u", "udf", {"function": "udfs/missing.py:enrich"})), None, FLOW_FILE, "u",
-     "udfs/missing.py does not exist"),
-    (flow(step("u", "udf", {"function": "/etc/passwd.py:enrich"})), None, FLOW_FILE, "u",
-     "must be relative"),
-    (flow(step("u", "udf", {"function": "../outside.py:enrich"})), None, FLOW_FILE, "u",
-     "must be relative"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py"})), None, FLOW_FILE, "u",
-     "must look like"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-     {"udfs/enrich.py": "def enrich(:\n"}, "udfs/enrich.py", "u", "SyntaxError"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-     {"udfs/enrich.py": "raise RuntimeError('no config')\n"}, "udfs/enrich.py", "u",
-     "does not import: RuntimeError: no config"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-     {"udfs/enrich.py": "import sys\nsys.exit(3)\n"}, "udfs/enrich.py", "u",
-     "does not import: SystemExit"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-     {"udfs/enrich.py": "import no_such_module_xyz\n"}, "udfs/enrich.py", "u",
-     "ModuleNotFoundError"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:other"})),
-     {"udfs/enrich.py": UDF_OK}, "udfs/enrich.py", "u", "has no function 'other'"),
-    (flow(step("u", "udf", {"function": "udfs/enrich.py:VALUE"})),
-     {"udfs/enrich.py": "VALUE = 3\n"}, "udfs/enrich.py", "u", "is not callable"),
+    (
+        flow(step("u", "udf", {"function": "udfs/missing.py:enrich"})),
+        None,
+        FLOW_FILE,
+        "u",
+        "udfs/missing.py does not exist",
+    ),
+    (
+        flow(step("u", "udf", {"function": "/etc/passwd.py:enrich"})),
+        None,
+        FLOW_FILE,
+        "u",
+        "must be relative",
+    ),
+    (
+        flow(step("u", "udf", {"function": "../outside.py:enrich"})),
+        None,
+        FLOW_FILE,
+        "u",
+        "must be relative",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py"})),
+        None,
+        FLOW_FILE,
+        "u",
+        "must look like",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": "def enrich(:\n"},
+        "udfs/enrich.py",
+        "u",
+        "SyntaxError",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": "raise RuntimeError('no config')\n"},
+        "udfs/enrich.py",
+        "u",
+        "does not import: RuntimeError: no config",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": "import sys\nsys.exit(3)\n"},
+        "udfs/enrich.py",
+        "u",
+        "does not import: SystemExit",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": "import no_such_module_xyz\n"},
+        "udfs/enrich.py",
+        "u",
+        "ModuleNotFoundError",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:other"})),
+        {"udfs/enrich.py": UDF_OK},
+        "udfs/enrich.py",
+        "u",
+        "has no function 'other'",
+    ),
+    (
+        flow(step("u", "udf", {"function": "udfs/enrich.py:VALUE"})),
+        {"udfs/enrich.py": "VALUE = 3\n"},
+        "udfs/enrich.py",
+        "u",
+        "is not callable",
+    ),
 ]
 
 
@@ -233,8 +337,9 @@ def test_binary_type_and_settings_are_checked(tmp_path, binary_type, settings, f
 def test_udf_symlink_leaving_the_project_is_rejected(tmp_path):
     outside = tmp_path / "outside.py"
     outside.write_text(UDF_OK)
-    project = write_project(tmp_path / "project",
-                            flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})))
+    project = write_project(
+        tmp_path / "project", flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"}))
+    )
     (project / "udfs").mkdir()
     (project / "udfs/enrich.py").symlink_to(outside)
     with pytest.raises(CompileError, match="leads outside the project"):
@@ -246,8 +351,11 @@ def test_passthrough_exceptions_from_udf_import_propagate(tmp_path):
         pass
 
     source = "import builtins\nraise builtins.DEADLINE('time is up')\n"
-    write_project(tmp_path, flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
-                  {"udfs/enrich.py": source})
+    write_project(
+        tmp_path,
+        flow(step("u", "udf", {"function": "udfs/enrich.py:enrich"})),
+        {"udfs/enrich.py": source},
+    )
     import builtins
 
     builtins.DEADLINE = Deadline

@@ -48,8 +48,9 @@ def service():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Service)
     server.seen = []
     server.flaky_failures = 0
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -65,16 +66,21 @@ def no_retry_wait(monkeypatch):
 
 
 def binary_posting_to(tmp_path, url, **params):
-    flow = {"name": "h", "steps": [{"id": "call", "type": "http",
-                                    "params": {"url": url, **params}}]}
+    flow = {
+        "name": "h",
+        "steps": [{"id": "call", "type": "http", "params": {"url": url, **params}}],
+    }
     (tmp_path / "h.ibflow").write_text(yaml.safe_dump(flow))
     artifact = compile_project(tmp_path, "Single Flow", {"flow_file": "h.ibflow"}, "t")
     return load_binary(artifact.data)
 
 
 def post(binary, text="acme"):
-    record = {**runtime.new_record("a.txt", 0, "/secret/a.txt"), "text": text,
-              "fields": {"vendor": "Acme"}}
+    record = {
+        **runtime.new_record("a.txt", 0, "/secret/a.txt"),
+        "text": text,
+        "fields": {"vendor": "Acme"},
+    }
     [out] = runtime.run_step(binary, 0, [record], runtime.StepContext("job")).records
     return out
 
@@ -84,12 +90,15 @@ def url(server, path):
 
 
 def test_http_posts_the_record_and_stores_the_json_reply(tmp_path, service):
-    binary = binary_posting_to(tmp_path, url(service, "/ok"), headers={"X-Key": "k1"},
-                               result_field="nlp")
+    binary = binary_posting_to(
+        tmp_path, url(service, "/ok"), headers={"X-Key": "k1"}, result_field="nlp"
+    )
     out = post(binary)
     assert out["error"] is None
-    assert out["fields"] == {"vendor": "Acme",
-                             "nlp": {"entities": ["ACME"], "fields_seen": ["vendor"]}}
+    assert out["fields"] == {
+        "vendor": "Acme",
+        "nlp": {"entities": ["ACME"], "fields_seen": ["vendor"]},
+    }
     [(path, headers, body)] = service.seen
     assert path == "/ok" and headers["X-Key"] == "k1"
     assert body["text"] == "acme" and body["file_name"] == "a.txt"
@@ -106,8 +115,9 @@ def test_http_retries_server_errors(tmp_path, service):
 
 def test_http_gives_up_after_retries_with_a_record_error(tmp_path, service):
     out = post(binary_posting_to(tmp_path, url(service, "/down"), retries=1))
-    assert out["error"] == (f"Error <HTTP 500 from {url(service, '/down')} after 2 attempts> "
-                            "in step call")
+    assert out["error"] == (
+        f"Error <HTTP 500 from {url(service, '/down')} after 2 attempts> in step call"
+    )
     assert len(service.seen) == 2
 
 

@@ -19,29 +19,44 @@ CLASSIFIER = {
     ],
     "default": "other",
 }
-METAFLOW = {"routes": {"invoice": "invoices.ibflow", "receipt": "receipts.ibflow"},
-            "default": "generic.ibflow"}
+METAFLOW = {
+    "routes": {"invoice": "invoices.ibflow", "receipt": "receipts.ibflow"},
+    "default": "generic.ibflow",
+}
 FLOWS = {
-    "invoices.ibflow": {"name": "invoices", "steps": [
-        {"id": "read", "type": "extract_text"},
-        {"id": "fields", "type": "refine",
-         "params": {"fields": {"number": "regex(text, 'Invoice # (\\S+)')"}}},
-    ]},
-    "receipts.ibflow": {"name": "receipts", "steps": [
-        {"id": "fields", "type": "refine", "params": {"fields": {"kind": "echo('receipt')"}}},
-        {"id": "tag", "type": "udf", "params": {"function": "udfs/tag.py:tag"}},
-    ]},
-    "generic.ibflow": {"name": "generic", "steps": [
-        {"id": "fields", "type": "refine", "params": {"fields": {"size": "len(text)"}}},
-    ]},
+    "invoices.ibflow": {
+        "name": "invoices",
+        "steps": [
+            {"id": "read", "type": "extract_text"},
+            {
+                "id": "fields",
+                "type": "refine",
+                "params": {"fields": {"number": "regex(text, 'Invoice # (\\S+)')"}},
+            },
+        ],
+    },
+    "receipts.ibflow": {
+        "name": "receipts",
+        "steps": [
+            {"id": "fields", "type": "refine", "params": {"fields": {"kind": "echo('receipt')"}}},
+            {"id": "tag", "type": "udf", "params": {"function": "udfs/tag.py:tag"}},
+        ],
+    },
+    "generic.ibflow": {
+        "name": "generic",
+        "steps": [
+            {"id": "fields", "type": "refine", "params": {"fields": {"size": "len(text)"}}},
+        ],
+    },
 }
 UDF = "def tag(record, context):\n    record['fields']['tagged'] = True\n    return record\n"
 
 
 def write(path, document):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document if isinstance(document, str)
-                    else yaml.safe_dump(document, sort_keys=False))
+    path.write_text(
+        document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
+    )
 
 
 def metaflow_project(root, classifier=CLASSIFIER, metaflow=METAFLOW, flows=FLOWS):
@@ -50,8 +65,11 @@ def metaflow_project(root, classifier=CLASSIFIER, metaflow=METAFLOW, flows=FLOWS
     for name, flow in flows.items():
         write(root / "flows" / name, flow)
     write(root / "udfs/tag.py", UDF)
-    return {"flows_dir": "flows", "metaflow_file": "config/route.ibmetaflow",
-            "classifier_file": "config/docs.ibclassifier"}
+    return {
+        "flows_dir": "flows",
+        "metaflow_file": "config/route.ibmetaflow",
+        "classifier_file": "config/docs.ibclassifier",
+    }
 
 
 def run_files(binary, tmp_path, files):
@@ -90,16 +108,22 @@ def test_metaflow_compiles_to_read_classify_and_routed_flow_steps(tmp_path):
 
 
 def test_each_record_runs_the_flow_of_its_label(tmp_path):
-    binary = load_binary(compile_project(tmp_path / "p", "Metaflow",
-                                         metaflow_project(tmp_path / "p"), "alice").data)
-    invoice, receipt, other = run_files(binary, tmp_path, {
-        "a.txt": "Invoice # A-1", "b.txt": "Your RECEIPT", "c.txt": "hello"})
+    binary = load_binary(
+        compile_project(tmp_path / "p", "Metaflow", metaflow_project(tmp_path / "p"), "alice").data
+    )
+    invoice, receipt, other = run_files(
+        binary, tmp_path, {"a.txt": "Invoice # A-1", "b.txt": "Your RECEIPT", "c.txt": "hello"}
+    )
     assert (invoice["class_label"], invoice["flow"], fields(invoice)) == (
-        "invoice", "invoices", {"number": "A-1"})
-    assert (receipt["class_label"], fields(receipt)) == ("receipt",
-                                                         {"kind": "receipt", "tagged": True})
-    assert (other["class_label"], other["flow"], fields(other)) == ("other", "generic",
-                                                                    {"size": 5})
+        "invoice",
+        "invoices",
+        {"number": "A-1"},
+    )
+    assert (receipt["class_label"], fields(receipt)) == (
+        "receipt",
+        {"kind": "receipt", "tagged": True},
+    )
+    assert (other["class_label"], other["flow"], fields(other)) == ("other", "generic", {"size": 5})
     assert all(record["error"] is None for record in (invoice, receipt, other))
 
 
@@ -116,22 +140,41 @@ def test_a_label_without_a_flow_is_a_record_error(tmp_path):
 
 def test_flows_chain_in_file_name_order(tmp_path):
     root = tmp_path / "p"
-    write(root / "chain/02_fields.ibflow", {"name": "fields", "steps": [
-        {"id": "read", "type": "extract_text"},  # left out: 01 already read the file
-        {"id": "refine", "type": "refine", "params": {"fields": {"line": "strip(text)"}}}]})
-    write(root / "chain/01_split.ibflow", {"name": "split", "steps": [
-        {"id": "read", "type": "extract_text"},
-        {"id": "lines", "type": "split", "params": {"by": "line"}}]})
+    write(
+        root / "chain/02_fields.ibflow",
+        {
+            "name": "fields",
+            "steps": [
+                {"id": "read", "type": "extract_text"},  # left out: 01 already read the file
+                {"id": "refine", "type": "refine", "params": {"fields": {"line": "strip(text)"}}},
+            ],
+        },
+    )
+    write(
+        root / "chain/01_split.ibflow",
+        {
+            "name": "split",
+            "steps": [
+                {"id": "read", "type": "extract_text"},
+                {"id": "lines", "type": "split", "params": {"by": "line"}},
+            ],
+        },
+    )
     write(root / "chain/notes.txt", "not a flow")
     artifact = compile_project(root, "Flows", {"flows_dir": "chain"}, "alice")
     assert artifact.file_name == "chain.ibflowbin"
     binary = load_binary(artifact.data)
     assert binary.flow_type == "flows"
-    assert [step.id for step in binary.steps] == ["01_split.read", "01_split.lines",
-                                                  "02_fields.refine"]
+    assert [step.id for step in binary.steps] == [
+        "01_split.read",
+        "01_split.lines",
+        "02_fields.refine",
+    ]
     records = run_files(binary, tmp_path, {"a.txt": "one\ntwo \n"})
     assert [(r["record_index"], fields(r)) for r in records] == [
-        (0, {"line": "one"}), (1, {"line": "two"})]
+        (0, {"line": "one"}),
+        (1, {"line": "two"}),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -139,26 +182,59 @@ def test_flows_chain_in_file_name_order(tmp_path):
     [
         (lambda s, r: s.pop("classifier_file"), "settings.classifier_file", "is required"),
         (lambda s, r: s.update(flows_dir="nope"), "settings.flows_dir", "is not a folder"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"routes": {"invoce": "x.ibflow"}}),
-         "config/route.ibmetaflow", "the classifier gives no such label"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"routes": {"invoice": "x.ibflow"}}),
-         "config/route.ibmetaflow", "has no flow"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"default": "missing.ibflow"}),
-         "config/route.ibmetaflow", "flow missing.ibflow does not exist"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"default": "../x.ibflow"}),
-         "config/route.ibmetaflow", "inside the project"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"routes": ["a"]}),
-         "config/route.ibmetaflow", "routes must map"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"default": "generic.yaml"}),
-         "config/route.ibmetaflow", "must be a flow file"),
-        (lambda s, r: write(r / "config/route.ibmetaflow", {"flows": {}}),
-         "config/route.ibmetaflow", "unknown key 'flows'"),
-        (lambda s, r: write(r / "config/docs.ibclassifier", {"rules": [{"label": "x"}]}),
-         "config/docs.ibclassifier", "exactly one of formula or regex"),
-        (lambda s, r: write(r / "config/docs.ibclassifier", "rules: [unclosed"),
-         "config/docs.ibclassifier", "YAML does not parse"),
-        (lambda s, r: write(r / "flows/generic.ibflow", {"name": "g", "steps": [
-            {"id": "x", "type": "teleport"}]}), "flows/generic.ibflow", "unknown step type"),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"routes": {"invoce": "x.ibflow"}}),
+            "config/route.ibmetaflow",
+            "the classifier gives no such label",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"routes": {"invoice": "x.ibflow"}}),
+            "config/route.ibmetaflow",
+            "has no flow",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"default": "missing.ibflow"}),
+            "config/route.ibmetaflow",
+            "flow missing.ibflow does not exist",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"default": "../x.ibflow"}),
+            "config/route.ibmetaflow",
+            "inside the project",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"routes": ["a"]}),
+            "config/route.ibmetaflow",
+            "routes must map",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"default": "generic.yaml"}),
+            "config/route.ibmetaflow",
+            "must be a flow file",
+        ),
+        (
+            lambda s, r: write(r / "config/route.ibmetaflow", {"flows": {}}),
+            "config/route.ibmetaflow",
+            "unknown key 'flows'",
+        ),
+        (
+            lambda s, r: write(r / "config/docs.ibclassifier", {"rules": [{"label": "x"}]}),
+            "config/docs.ibclassifier",
+            "exactly one of formula or regex",
+        ),
+        (
+            lambda s, r: write(r / "config/docs.ibclassifier", "rules: [unclosed"),
+            "config/docs.ibclassifier",
+            "YAML does not parse",
+        ),
+        (
+            lambda s, r: write(
+                r / "flows/generic.ibflow",
+                {"name": "g", "steps": [{"id": "x", "type": "teleport"}]},
+            ),
+            "flows/generic.ibflow",
+            "unknown step type",
+        ),
     ],
 )
 def test_metaflow_compile_errors_name_the_file(tmp_path, change, file, fragment):

@@ -5,7 +5,7 @@ from shared.flow import formula_functions, runtime
 from shared.flow.binary import load_binary
 from shared.flow.compiler import compile_project
 
-UDF = '''
+UDF = """
 def check(record, context):
     if record["text"] == "boom":
         raise ValueError("cannot enrich " + record["file_name"])
@@ -15,7 +15,7 @@ def check(record, context):
         raise SystemExit(1)
     record["fields"]["ok"] = True
     return record
-'''
+"""
 
 
 class Deadline(Exception):
@@ -41,8 +41,10 @@ def binary(tmp_path):
 
 
 def records(*texts):
-    return [{**runtime.new_record(f"f{i}.txt", i, f"/in/f{i}.txt"), "text": text}
-            for i, text in enumerate(texts)]
+    return [
+        {**runtime.new_record(f"f{i}.txt", i, f"/in/f{i}.txt"), "text": text}
+        for i, text in enumerate(texts)
+    ]
 
 
 def context(**changes):
@@ -51,12 +53,17 @@ def context(**changes):
 
 def test_a_failing_record_fails_alone(binary):
     logs = []
-    outcome = runtime.run_step(binary, 1, records("fine", "boom", "also fine", "exit"),
-                               context(log=lambda level, message: logs.append((level, message))))
+    outcome = runtime.run_step(
+        binary,
+        1,
+        records("fine", "boom", "also fine", "exit"),
+        context(log=lambda level, message: logs.append((level, message))),
+    )
     fine, boom, also_fine, exited = outcome.records
     assert fine["fields"] == {"ok": True} and also_fine["fields"] == {"ok": True}
-    assert boom["error"] == ("Error <ValueError: cannot enrich f1.txt (at udfs/check.py line 4)> "
-                             "in step enrich")
+    assert boom["error"] == (
+        "Error <ValueError: cannot enrich f1.txt (at udfs/check.py line 4)> in step enrich"
+    )
     assert exited["error"].startswith("Error <SystemExit: 1")
     assert outcome.failed == 2 and outcome.filtered == 0
     assert [level for level, _ in logs] == ["ERROR", "ERROR"]
@@ -65,11 +72,11 @@ def test_a_failing_record_fails_alone(binary):
 
 def test_passthrough_exceptions_are_re_raised_not_recorded(binary):
     with pytest.raises(Deadline):
-        runtime.run_step(binary, 1, records("fine", "deadline"), context(),
-                         passthrough=(Deadline,))
+        runtime.run_step(binary, 1, records("fine", "deadline"), context(), passthrough=(Deadline,))
     [out] = runtime.run_step(binary, 1, records("deadline"), context()).records
-    assert out["error"] == ("Error <Deadline: soft time limit (at udfs/check.py line 6)> "
-                            "in step enrich")
+    assert out["error"] == (
+        "Error <Deadline: soft time limit (at udfs/check.py line 6)> in step enrich"
+    )
 
 
 def test_passthrough_from_inside_a_formula_is_re_raised(binary, monkeypatch):
@@ -101,25 +108,44 @@ def test_run_steps_totals_and_final_results(binary):
     assert outcome.failed == 1
     results = runtime.final_results(outcome.records)
     assert results[0] == {
-        "file_name": "f0.txt", "file_index": 0, "record_index": 0,
+        "file_name": "f0.txt",
+        "file_index": 0,
+        "record_index": 0,
         "results": [{"key": "size", "value": 2}, {"key": "ok", "value": True}],
-        "class_label": None, "error": None, "checkpoint_failed": [],
+        "class_label": None,
+        "error": None,
+        "checkpoint_failed": [],
     }
     assert results[1]["error"].startswith("Error <ValueError: cannot enrich f1.txt")
     assert results[1]["results"] == [{"key": "size", "value": 4}]
 
 
 def test_record_error_counts_groups_messages():
-    errors = [{"error": "Error <a> in step s"}, {"error": None}, {"error": "Error <a> in step s"},
-              {"error": "Error <b> in step s"}, {}]
-    assert runtime.record_error_counts(errors) == {"Error <a> in step s": 2,
-                                                   "Error <b> in step s": 1}
+    errors = [
+        {"error": "Error <a> in step s"},
+        {"error": None},
+        {"error": "Error <a> in step s"},
+        {"error": "Error <b> in step s"},
+        {},
+    ]
+    assert runtime.record_error_counts(errors) == {
+        "Error <a> in step s": 2,
+        "Error <b> in step s": 1,
+    }
 
 
 def test_new_record_has_every_key():
     record = runtime.new_record("a.txt", 3, "/in/a.txt")
     assert record == {
-        "file_name": "a.txt", "file_index": 3, "record_index": 0, "source_path": "/in/a.txt",
-        "text": "", "pages": [], "class_label": None, "fields": {}, "warnings": [],
-        "error": None, "checkpoint_failed": [],
+        "file_name": "a.txt",
+        "file_index": 3,
+        "record_index": 0,
+        "source_path": "/in/a.txt",
+        "text": "",
+        "pages": [],
+        "class_label": None,
+        "fields": {},
+        "warnings": [],
+        "error": None,
+        "checkpoint_failed": [],
     }

@@ -119,8 +119,12 @@ def test_string_literals_are_raw_so_regexes_need_no_doubling():
 
 
 def test_fields_are_names_and_later_reserved_names_win():
-    record = {"text": "T", "file_name": "a.txt", "class_label": "inv",
-              "fields": {"total": 5, "text": "shadow"}}
+    record = {
+        "text": "T",
+        "file_name": "a.txt",
+        "class_label": "inv",
+        "fields": {"total": 5, "text": "shadow"},
+    }
     names = record_names(record)
     assert evaluate("total * 2", names) == 10
     assert evaluate("text", names) == "T"

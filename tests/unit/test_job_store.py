@@ -88,5 +88,6 @@ def test_log_lines_are_written_in_order_across_several_inserts(store_url):
     assert [line["log"] for line in lines] == [f"[p] line {n}" for n in range(count)]
     assert [line["level"] for line in lines[:2]] == ["INFO", "WARNING"]
     assert {(line["job_id"], line["task_id"], line["trace_id"]) for line in lines} == {
-        (job_id, "task-1", "trace-1")}
+        (job_id, "task-1", "trace-1")
+    }
     assert len({line["span_id"] for line in lines}) == 1

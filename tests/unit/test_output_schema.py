@@ -6,11 +6,14 @@ from shared.flow import runtime
 from shared.flow.output_schema import from_runtime_config, parse_output_schema
 
 # Seed 001's example, typographic quotes included, as JSON.stringify sends it.
-SEED_EXAMPLE = json.dumps({
-    "add_fields": [{"name": "my_field_name", "formula": "echo(\u2018hello world\u2019)"}],
-    "remove_fields": ["field_1", "field_2"],
-    "rename_fields": {"old_name_1": "new_name_1", "old_name_2": "new_name_2"},
-}, ensure_ascii=False)
+SEED_EXAMPLE = json.dumps(
+    {
+        "add_fields": [{"name": "my_field_name", "formula": "echo(\u2018hello world\u2019)"}],
+        "remove_fields": ["field_1", "field_2"],
+        "rename_fields": {"old_name_1": "new_name_1", "old_name_2": "new_name_2"},
+    },
+    ensure_ascii=False,
+)
 
 
 def record(fields, **changes):
@@ -28,26 +31,43 @@ def as_pairs(result):
 
 
 def test_the_seed_example_adds_removes_and_renames():
-    [out] = results([record({"field_1": 1, "old_name_1": "a", "keep": True, "field_2": 2,
-                             "old_name_2": "b"})], SEED_EXAMPLE)
-    assert as_pairs(out) == [("new_name_1", "a"), ("keep", True), ("new_name_2", "b"),
-                             ("my_field_name", "hello world")]
+    [out] = results(
+        [record({"field_1": 1, "old_name_1": "a", "keep": True, "field_2": 2, "old_name_2": "b"})],
+        SEED_EXAMPLE,
+    )
+    assert as_pairs(out) == [
+        ("new_name_1", "a"),
+        ("keep", True),
+        ("new_name_2", "b"),
+        ("my_field_name", "hello world"),
+    ]
     assert out["error"] is None
 
 
 def test_added_formulas_see_fields_text_and_earlier_added_fields():
-    text = json.dumps({"add_fields": [
-        {"name": "double", "formula": "total * 2"},
-        {"name": "number", "formula": "regex(text, 'Invoice # (\\S+)')"},
-        {"name": "label", "formula": "concat(number, \u201c/\u201d, double)"},
-    ], "remove_fields": ["total"]})
+    text = json.dumps(
+        {
+            "add_fields": [
+                {"name": "double", "formula": "total * 2"},
+                {"name": "number", "formula": "regex(text, 'Invoice # (\\S+)')"},
+                {"name": "label", "formula": "concat(number, \u201c/\u201d, double)"},
+            ],
+            "remove_fields": ["total"],
+        }
+    )
     [out] = results([record({"total": 21})], text)
     assert as_pairs(out) == [("double", 42), ("number", "A-1"), ("label", "A-1/42")]
 
 
 def test_a_failing_formula_gives_none_and_the_records_error():
-    text = json.dumps({"add_fields": [{"name": "x", "formula": "missing + 1"},
-                                      {"name": "y", "formula": "echo(1)"}]})
+    text = json.dumps(
+        {
+            "add_fields": [
+                {"name": "x", "formula": "missing + 1"},
+                {"name": "y", "formula": "echo(1)"},
+            ]
+        }
+    )
     [out] = results([record({"a": 1})], text)
     assert as_pairs(out) == [("a", 1), ("x", None), ("y", 1)]
     assert out["error"].startswith("Error <field 'x': name 'missing' is not defined")
@@ -55,8 +75,9 @@ def test_a_failing_formula_gives_none_and_the_records_error():
 
 
 def test_failed_records_keep_their_error_and_get_no_added_fields():
-    text = json.dumps({"add_fields": [{"name": "x", "formula": "echo(1)"}],
-                       "rename_fields": {"a": "b"}})
+    text = json.dumps(
+        {"add_fields": [{"name": "x", "formula": "echo(1)"}], "rename_fields": {"a": "b"}}
+    )
     [out] = results([record({"a": 1}, error="Error <boom> in step s")], text)
     assert as_pairs(out) == [("b", 1)]
     assert out["error"] == "Error <boom> in step s"
@@ -86,8 +107,10 @@ def test_no_schema_leaves_results_alone():
         ('{"add_fields": [{"name": "", "formula": "1"}]}', "add_fields #1 name"),
         ('{"add_fields": [{"name": "x", "formula": "open(1)"}]}', "unknown function 'open'"),
         ('{"add_fields": [{"name": "x", "formula": "(("}]}', "does not parse"),
-        ('{"add_fields": [{"name": "x", "formula": "1"}, {"name": "x", "formula": "2"}]}',
-         "a second time"),
+        (
+            '{"add_fields": [{"name": "x", "formula": "1"}, {"name": "x", "formula": "2"}]}',
+            "a second time",
+        ),
         ('{"remove_fields": "a"}', "remove_fields must be a list"),
         ('{"remove_fields": [1]}', "remove_fields #1"),
         ('{"rename_fields": ["a"]}', "rename_fields must be an object"),

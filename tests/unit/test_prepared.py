@@ -20,22 +20,36 @@ def make_job(url: str) -> None:
         user = User(username="dana")
         session.add(user)
         session.flush()
-        session.add(Job(id="job-p", owner_id=user.id, kind="flow", status="running",
-                        trace_id="t", settings={"a": [1, "b"]}))
+        session.add(
+            Job(
+                id="job-p",
+                owner_id=user.id,
+                kind="flow",
+                status="running",
+                trace_id="t",
+                settings={"a": [1, "b"]},
+            )
+        )
         session.add(JobFile(job_id="job-p", file_index=0, file_name="in.txt"))
 
 
 CLAIM = Prepared(
     update(_files)
-    .where(_files.c.job_id == bindparam("job_id"), _files.c.status == "pending",
-           select(_jobs.c.id).where(_jobs.c.id == bindparam("job_id"),
-                                    one_of(_jobs.c.status, ["queued", "running"])).exists())
-    .values(attempts=_files.c.attempts + 1,
-            claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
-            error_counts=bindparam("counts", type_=_files.c.error_counts.type),
-            next_task_id=None, updated_at=bindparam("until", type_=_files.c.updated_at.type))
-    .returning(_files.c.file_name, _files.c.attempts, _files.c.claimed_until,
-               _files.c.error_counts)
+    .where(
+        _files.c.job_id == bindparam("job_id"),
+        _files.c.status == "pending",
+        select(_jobs.c.id)
+        .where(_jobs.c.id == bindparam("job_id"), one_of(_jobs.c.status, ["queued", "running"]))
+        .exists(),
+    )
+    .values(
+        attempts=_files.c.attempts + 1,
+        claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
+        error_counts=bindparam("counts", type_=_files.c.error_counts.type),
+        next_task_id=None,
+        updated_at=bindparam("until", type_=_files.c.updated_at.type),
+    )
+    .returning(_files.c.file_name, _files.c.attempts, _files.c.claimed_until, _files.c.error_counts)
 )
 
 
@@ -63,8 +77,11 @@ def test_a_statement_that_matches_nothing_returns_none(store_url):
 
 def test_selects_return_named_rows(store_url):
     make_job(store_url)
-    query = Prepared(select(_jobs.c.id, _jobs.c.settings).where(
-        one_of(_jobs.c.status, ["running", "it's quoted"])))
+    query = Prepared(
+        select(_jobs.c.id, _jobs.c.settings).where(
+            one_of(_jobs.c.status, ["running", "it's quoted"])
+        )
+    )
     with connection_scope(store_url, read_only=True) as conn:
         rows = query.all(conn, {})
     assert [(row.id, row.settings) for row in rows] == [("job-p", {"a": [1, "b"]})]
@@ -72,9 +89,13 @@ def test_selects_return_named_rows(store_url):
 
 def test_driver_errors_are_raised_as_sqlalchemy_errors(store_url):
     make_job(store_url)
-    add_user = Prepared(insert(User.__table__).values(
-        username=bindparam("name"), is_admin=False,
-        created_at=bindparam("at", type_=User.__table__.c.created_at.type)))
+    add_user = Prepared(
+        insert(User.__table__).values(
+            username=bindparam("name"),
+            is_admin=False,
+            created_at=bindparam("at", type_=User.__table__.c.created_at.type),
+        )
+    )
     with pytest.raises(exc.IntegrityError), connection_scope(store_url) as conn:
         add_user.execute(conn, {"name": "dana", "at": WHEN})
     with connection_scope(store_url) as conn:  # the connection is usable afterwards

@@ -18,25 +18,49 @@ def owner(url: str) -> int:
 
 
 def rows_for(job_id: str, owner_id: int, files: int) -> tuple[dict, list[dict]]:
-    job = {"id": job_id, "owner_id": owner_id, "kind": "flow", "status": "QUEUED",
-           "trace_id": "t", "settings": {"runtime_config": {"a": 1}}, "num_files": files}
-    file_rows = [{"job_id": job_id, "file_index": index, "file_name": f"f{index}.txt",
-                  "status": "pending", "next_step": 0, "next_task_id": f"task-{index}"}
-                 for index in range(files)]
+    job = {
+        "id": job_id,
+        "owner_id": owner_id,
+        "kind": "flow",
+        "status": "QUEUED",
+        "trace_id": "t",
+        "settings": {"runtime_config": {"a": 1}},
+        "num_files": files,
+    }
+    file_rows = [
+        {
+            "job_id": job_id,
+            "file_index": index,
+            "file_name": f"f{index}.txt",
+            "status": "pending",
+            "next_step": 0,
+            "next_task_id": f"task-{index}",
+        }
+        for index in range(files)
+    ]
     return job, file_rows
 
 
 def recorded(url: str, job_id: str) -> tuple[Job | None, list, list, list]:
     with session_scope(url, read_only=True) as session:
         job = session.get(Job, job_id)
-        files = session.execute(select(JobFile.file_index, JobFile.file_name, JobFile.next_task_id,
-                                       JobFile.attempts, JobFile.error_counts)
-                                .where(JobFile.job_id == job_id)
-                                .order_by(JobFile.file_index)).all()
-        tags = session.scalars(select(JobTag.tag).where(JobTag.job_id == job_id)
-                               .order_by(JobTag.tag)).all()
-        pipelines = session.scalars(select(JobPipeline.pipeline_id)
-                                    .where(JobPipeline.job_id == job_id)).all()
+        files = session.execute(
+            select(
+                JobFile.file_index,
+                JobFile.file_name,
+                JobFile.next_task_id,
+                JobFile.attempts,
+                JobFile.error_counts,
+            )
+            .where(JobFile.job_id == job_id)
+            .order_by(JobFile.file_index)
+        ).all()
+        tags = session.scalars(
+            select(JobTag.tag).where(JobTag.job_id == job_id).order_by(JobTag.tag)
+        ).all()
+        pipelines = session.scalars(
+            select(JobPipeline.pipeline_id).where(JobPipeline.job_id == job_id)
+        ).all()
     return job, files, tags, pipelines
 
 
@@ -46,15 +70,23 @@ def test_the_job_is_recorded_with_its_files(store_url, files):
     _record_run(store_url, job, file_rows, [], [])
     found, found_files, tags, pipelines = recorded(store_url, "job-1")
     assert (found.status, found.settings, found.num_files, found.files_done) == (
-        "QUEUED", {"runtime_config": {"a": 1}}, files, 0)
+        "QUEUED",
+        {"runtime_config": {"a": 1}},
+        files,
+        0,
+    )
     assert found.created_at is not None  # the column defaults were filled in
     assert found_files == [(i, f"f{i}.txt", f"task-{i}", 0, {}) for i in range(files)]
     assert (tags, pipelines) == ([], [])
 
 
 def test_the_job_is_recorded_with_its_tags_and_pipelines(store_url):
-    _record_run(store_url, *rows_for("job-1", owner(store_url), 2), ["b", "a", "b"],
-                [{"job_id": "job-1", "pipeline_id": "p-1"}])
+    _record_run(
+        store_url,
+        *rows_for("job-1", owner(store_url), 2),
+        ["b", "a", "b"],
+        [{"job_id": "job-1", "pipeline_id": "p-1"}],
+    )
     _, found_files, tags, pipelines = recorded(store_url, "job-1")
     assert (len(found_files), tags, pipelines) == (2, ["a", "b"], ["p-1"])
 

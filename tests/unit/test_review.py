@@ -10,8 +10,14 @@ from shared.review import corrected_input, metrics, stopped_position, stopped_re
 
 
 def record(index: int, failed: list[str] | None = None, **fields) -> dict:
-    return {"file_name": "f.txt", "file_index": 0, "record_index": index, "fields": fields,
-            "error": None, "checkpoint_failed": failed or []}
+    return {
+        "file_name": "f.txt",
+        "file_index": 0,
+        "record_index": index,
+        "fields": fields,
+        "error": None,
+        "checkpoint_failed": failed or [],
+    }
 
 
 def test_stopped_records_are_those_with_failed_rules_in_order():
@@ -43,12 +49,16 @@ def test_an_input_that_no_longer_matches_the_output_is_refused():
         corrected_input([record(3)], 0, 0, {"total": 1})
 
 
-@pytest.mark.parametrize(("stopped", "reviewed", "current", "expected"), [
-    (0, 0, 0, {"reviewed": 0, "pending": 0}),
-    (3, 1, 1, {"reviewed": 1, "pending": 2}),
-    (1, 1, 0, {"reviewed": 1, "pending": 1}),  # reviewed before a retry, stopped again
-    (0, 2, 0, {"reviewed": 2, "pending": 0}),  # corrected and passed on retry
-])
+@pytest.mark.parametrize(
+    ("stopped", "reviewed", "current", "expected"),
+    [
+        (0, 0, 0, {"reviewed": 0, "pending": 0}),
+        (3, 1, 1, {"reviewed": 1, "pending": 2}),
+        (1, 1, 0, {"reviewed": 1, "pending": 1}),  # reviewed before a retry, stopped again
+        (0, 2, 0, {"reviewed": 2, "pending": 0}),  # corrected and passed on retry
+    ],
+)
 def test_metrics_count_as_pending_what_was_not_reviewed_since_the_job_stopped(
-        stopped, reviewed, current, expected):
+    stopped, reviewed, current, expected
+):
     assert metrics(stopped, reviewed, current) == expected

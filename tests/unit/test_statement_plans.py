@@ -22,8 +22,7 @@ HOT_STATEMENTS = {
     "count finished file": execution._COUNT_FINISHED,
     "job snapshot": execution._SNAPSHOT,
     **{f"advance {key}": statement for key, statement in execution._ADVANCE.items()},
-    **{f"transition to {target.value}": jobs._transition_statement(target)
-       for target in JobStatus},
+    **{f"transition to {target.value}": jobs._transition_statement(target) for target in JobStatus},
     "job id check": jobs._JOB_EXISTS,
     "token check": users._PRINCIPAL_BY_TOKEN_HASH,
     "log lines": joblog._insert_lines(3),
@@ -45,8 +44,9 @@ class _AnyValue(dict):
 def scans(plan: list[str]) -> list[str]:
     """The plan's lines that read a whole table: SQLite's ``SCAN <table>`` (not its scan of a
     constant row) and PostgreSQL's ``Seq Scan``."""
-    sqlite_scans = [line for line in plan
-                    if line.startswith("SCAN ") and "CONSTANT ROW" not in line]
+    sqlite_scans = [
+        line for line in plan if line.startswith("SCAN ") and "CONSTANT ROW" not in line
+    ]
     return sqlite_scans + [line for line in plan if "Seq Scan" in line]
 
 

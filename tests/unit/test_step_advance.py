@@ -20,19 +20,44 @@ def make_claimed_file(url: str, job_status: JobStatus) -> None:
     """Job ``job-1`` in ``job_status``, its one file claimed by task ``t1`` at step 0."""
     with session_scope(url) as session:
         user = create_user(session, "carol")
-        session.add(Job(id="job-1", owner_id=user.id, kind="flow", status=job_status.value,
-                        trace_id="trace", num_files=1, num_steps=3))
+        session.add(
+            Job(
+                id="job-1",
+                owner_id=user.id,
+                kind="flow",
+                status=job_status.value,
+                trace_id="trace",
+                num_files=1,
+                num_steps=3,
+            )
+        )
         session.flush()
-        session.add(JobFile(job_id="job-1", file_index=0, file_name="a.txt", status="pending",
-                            next_step=0, attempts=1, claimed_by="t1"))
+        session.add(
+            JobFile(
+                job_id="job-1",
+                file_index=0,
+                file_name="a.txt",
+                status="pending",
+                next_step=0,
+                attempts=1,
+                claimed_by="t1",
+            )
+        )
 
 
 def advance(url: str, task_id: str, lines: int) -> tuple[str | None, JobLogger]:
     logger = JobLogger("job-1", task_id, "trace")
     for number in range(lines):
         logger.info(f"line {number}")
-    params = {"b_job_id": "job-1", "b_file_index": 0, "step": 0, "task_id": task_id,
-              "filtered": 2, "now": datetime.now(UTC), "next_token": "t2"}
+    params = {
+        "b_job_id": "job-1",
+        "b_file_index": 0,
+        "step": 0,
+        "task_id": task_id,
+        "filtered": 2,
+        "now": datetime.now(UTC),
+        "next_token": "t2",
+    }
     runner = StepRunner(Settings(database_url=url))
     return runner._advance((True, False), params, logger), logger
 

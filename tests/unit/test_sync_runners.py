@@ -11,7 +11,7 @@ from shared.sync_runners import RunnerLost, RunnerPool, SyncTimeout, SyncWork, r
 from tests.support import wait_for
 from tests.unit.test_flow_steps import make_pdf
 
-UDF = '''
+UDF = """
 import os
 
 def act(record, context):
@@ -25,17 +25,20 @@ def act(record, context):
         raise ValueError("boom")
     record["fields"]["pid"] = os.getpid()
     return record
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
     root = tmp_path_factory.mktemp("sync")
-    flow = {"name": "s", "steps": [
-        {"id": "read", "type": "extract_text"},
-        {"id": "fields", "type": "refine", "params": {"fields": {"first": "strip(text)"}}},
-        {"id": "act", "type": "udf", "params": {"function": "udfs/act.py:act"}},
-    ]}
+    flow = {
+        "name": "s",
+        "steps": [
+            {"id": "read", "type": "extract_text"},
+            {"id": "fields", "type": "refine", "params": {"fields": {"first": "strip(text)"}}},
+            {"id": "act", "type": "udf", "params": {"function": "udfs/act.py:act"}},
+        ],
+    }
     (root / "s.ibflow").write_text(yaml.safe_dump(flow, sort_keys=False))
     (root / "udfs").mkdir()
     (root / "udfs/act.py").write_text(UDF)
@@ -43,8 +46,9 @@ def artifact(tmp_path_factory):
 
 
 def work(artifact, *files, runtime_config=None):
-    return SyncWork("job-1", artifact.content_hash, artifact.data, tuple(files),
-                    runtime_config or {})
+    return SyncWork(
+        "job-1", artifact.content_hash, artifact.data, tuple(files), runtime_config or {}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +59,34 @@ def pool():
 
 
 def test_files_are_read_from_memory(artifact):
-    outcome = run_in_memory(work(artifact, ("a.txt", b" hello "), ("b.pdf", make_pdf(["PDF"])),
-                                 ("c.txt", b"boom"), ("d.docx", b"PK")))
+    outcome = run_in_memory(
+        work(
+            artifact,
+            ("a.txt", b" hello "),
+            ("b.pdf", make_pdf(["PDF"])),
+            ("c.txt", b"boom"),
+            ("d.docx", b"PK"),
+        )
+    )
     by_file = {result["file_name"]: result for result in outcome.results}
     assert by_file["a.txt"]["results"][0] == {"key": "first", "value": "hello"}
     assert by_file["b.pdf"]["results"][0] == {"key": "first", "value": "PDF"}
     assert "boom" in by_file["c.txt"]["error"]
     assert "unsupported file type '.docx'" in by_file["d.docx"]["error"]
     assert [(f.file_name, f.num_records, f.num_errors) for f in outcome.files] == [
-        ("a.txt", 1, 0), ("b.pdf", 1, 0), ("c.txt", 1, 1), ("d.docx", 1, 1)]
+        ("a.txt", 1, 0),
+        ("b.pdf", 1, 0),
+        ("c.txt", 1, 1),
+        ("d.docx", 1, 1),
+    ]
     assert sum(1 for level, _ in outcome.log if level == "ERROR") == 2
 
 
 def test_the_output_schema_applies(artifact):
     schema = '{"rename_fields": {"first": "greeting"}, "remove_fields": ["pid"]}'
-    outcome = run_in_memory(work(artifact, ("a.txt", b"hi"),
-                                 runtime_config={"modify_output_schema": schema}))
+    outcome = run_in_memory(
+        work(artifact, ("a.txt", b"hi"), runtime_config={"modify_output_schema": schema})
+    )
     assert outcome.results[0]["results"] == [{"key": "greeting", "value": "hi"}]
 
 

@@ -122,7 +122,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_job_tags_tag", ["tag"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("job_tags", schema=None) as batch_op:
         batch_op.drop_index("ix_job_tags_tag")

@@ -18,9 +18,7 @@ def upgrade() -> None:
     with op.batch_alter_table("job_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("next_task_id", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=64), nullable=True))
-        batch_op.add_column(
-            sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("advanced_by", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("checkpoint_step", sa.Integer(), nullable=True))
 

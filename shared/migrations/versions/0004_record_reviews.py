@@ -29,8 +29,9 @@ def upgrade() -> None:
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("job_id", "file_index", "record_index",
-                            name="uq_record_reviews_record"),
+        sa.UniqueConstraint(
+            "job_id", "file_index", "record_index", name="uq_record_reviews_record"
+        ),
     )
 
 
