@@ -12,8 +12,8 @@ from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
-from shared.db import statement_scope
 from shared.errors import Unauthorized
+from shared.store.db import statement_scope
 from shared.users import Principal, authenticate
 
 

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import session_scope
+from shared.store.db import session_scope
 
 
 def settings() -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from shared.control import RETRY_TYPES
+from shared.runs.control import RETRY_TYPES
 
 
 class CommaList(fields.Field):

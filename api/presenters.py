@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from shared.jobs import RunSummary
-from shared.models import Job
+from shared.jobs.store import RunSummary
 from shared.states import SEED_STATE, SEED_STATUS, TERMINAL, JobStatus
+from shared.store.models import Job
 
 
 def unix_seconds(moment) -> int | None:

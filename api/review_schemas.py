@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from shared.review import CLOSING_STATES
+from shared.review.records import CLOSING_STATES
 
 JOB_ID = validate.Length(min=1, max=50)
 

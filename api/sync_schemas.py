@@ -10,7 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.schemas import RuntimeConfig, StrictSchema
-from shared.sync import MAX_FILES, RESULT_FORMATS
+from shared.runs.sync import MAX_FILES, RESULT_FORMATS
 
 _WHITESPACE = re.compile(r"\s+")
 

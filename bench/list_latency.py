@@ -25,9 +25,9 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.config import Settings  # noqa: E402
-from shared.db import engine_for, session_scope  # noqa: E402
-from shared.migrate import upgrade  # noqa: E402
-from shared.models import Job, JobFile, JobTag  # noqa: E402
+from shared.store.db import engine_for, session_scope  # noqa: E402
+from shared.store.migrate import upgrade  # noqa: E402
+from shared.store.models import Job, JobFile, JobTag  # noqa: E402
 from shared.users import create_token, create_user  # noqa: E402
 
 STATUSES = ["complete"] * 6 + ["failed", "cancelled", "running", "queued", "paused"]

@@ -29,11 +29,12 @@ from pathlib import Path
 
 import requests
 
-from shared import migrate, users
+from shared import users
 from shared.config import Settings
-from shared.db import session_scope
 from shared.drive import Drive
 from shared.flow.compiler import compile_project
+from shared.store import migrate
+from shared.store.db import session_scope
 
 REPO = Path(__file__).resolve().parents[1]
 FLOW = """

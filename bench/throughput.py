@@ -28,13 +28,14 @@ from celery import chain
 from sqlalchemy import create_engine, func, select
 
 from api.app import create_app
-from shared import migrate, users
+from shared import users
 from shared.config import Settings
-from shared.db import session_scope
 from shared.drive import Drive
-from shared.embedded_redis import EmbeddedRedis
-from shared.models import Job
+from shared.ops.embedded_redis import EmbeddedRedis
 from shared.states import TERMINAL, JobStatus
+from shared.store import migrate
+from shared.store.db import session_scope
+from shared.store.models import Job
 from workers.app import HARD_LIMIT_GRACE
 from workers.dispatch import broker_priority
 from workers.names import NOOP

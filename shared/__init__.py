@@ -1,1 +1,2 @@
-"""Flowbin's domain: config, store, state machine, drive, flow compiler and runtime, services."""
+"""Flowbin's domain, grouped by noun. At the top only what everyone uses: config, errors, states,
+the drive's paths and users. No Flask and no Celery anywhere in shared."""

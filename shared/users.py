@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from shared.db import connection_of
 from shared.errors import Conflict, InvalidRequest, NotFound, Unauthorized
-from shared.models import ApiToken, User
-from shared.prepared import Prepared
+from shared.store.db import connection_of
+from shared.store.models import ApiToken, User
+from shared.store.prepared import Prepared
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ADMIN_USERNAME = "admin"

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import make_url, text
 
 from shared.config import Settings
-from shared.db import engine_for, session_scope
 from shared.drive import Drive
-from shared.migrate import upgrade
+from shared.store.db import engine_for, session_scope
+from shared.store.migrate import upgrade
 from shared.users import create_token, create_user
 from tests.support import wait_for
 
@@ -36,7 +36,7 @@ def redis_server_url():
     if given:
         yield given.rstrip("/")
         return
-    from shared.embedded_redis import EmbeddedRedis
+    from shared.ops.embedded_redis import EmbeddedRedis
 
     data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"flowbin-test-redis-{os.getpid()}"
     server = EmbeddedRedis(data_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from shared.execution import NextStep
+from shared.engine.runner import NextStep
 from workers.app import HARD_LIMIT_GRACE
 from workers.names import COMPILE, RUN_STEP
 

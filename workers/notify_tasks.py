@@ -10,7 +10,7 @@ import logging
 
 from celery import Celery, shared_task
 
-from shared import notifications
+from shared.delivery import notify
 from workers.app import worker_settings
 from workers.names import DELIVER_DUE, DELIVERY_PRIORITY
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 @shared_task(name=DELIVER_DUE, ignore_result=True)
 def deliver_due() -> int:
-    return notifications.deliver_due(worker_settings())
+    return notify.deliver_due(worker_settings())
 
 
 def publish_deliver_due(app: Celery, expires: float) -> None:

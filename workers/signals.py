@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery.signals import worker_process_init
 
-from shared.db import forget_connections
+from shared.store.db import forget_connections
 
 
 @worker_process_init.connect

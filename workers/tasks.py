@@ -6,9 +6,9 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from shared.compiling import run_compile
-from shared.execution import StepCall, StepRunner
-from shared.recovery import recover_stalled_steps
+from shared.engine.recovery import recover_stalled_steps
+from shared.engine.runner import StepCall, StepRunner
+from shared.runs.compile import run_compile
 from workers.app import worker_settings
 from workers.dispatch import publish_step, publish_steps
 from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP

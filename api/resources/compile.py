@@ -8,7 +8,7 @@ from api.blueprint import Blueprint, principal
 from api.context import broker, settings, store
 from api.resources.enqueue import publish_or_fail
 from api.schemas import CompileArgs, JobIdResponse
-from shared.compiling import CompileRequest, start_compile
+from shared.runs.compile import CompileRequest, start_compile
 from workers.dispatch import publish_compile
 
 blp = Blueprint(

@@ -11,9 +11,9 @@ from marshmallow import fields, validate
 
 from api.blueprint import Blueprint, principal
 from api.context import broker, settings, store
-from shared import deliveries
-from shared.jobs import get_job_for
-from shared.models import Delivery, DeliveryAttempt
+from shared.delivery import store as delivery_store
+from shared.jobs.store import get_job_for
+from shared.store.models import Delivery, DeliveryAttempt
 from workers.notify_tasks import publish_deliver_due
 
 blp = Blueprint(
@@ -67,7 +67,7 @@ def _delivery(row: Delivery) -> dict:
         "target": row.target,
         "status": row.status,
         "attempts": row.attempts,
-        "max_attempts": deliveries.MAX_ATTEMPTS,
+        "max_attempts": delivery_store.MAX_ATTEMPTS,
         "next_attempt_at": _seconds(row.next_attempt_at),
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
@@ -133,7 +133,7 @@ class JobDeliveries(MethodView):
         """A job's webhook and email deliveries, each with every attempt, oldest first"""
         with store() as session:
             job = get_job_for(session, principal(), args["job_id"])
-            found = deliveries.deliveries_of(session, job.id)
+            found = delivery_store.deliveries_of(session, job.id)
             listed = [
                 {**_delivery(row), "attempt_log": [_attempt(a) for a in log]} for row, log in found
             ]
@@ -147,7 +147,9 @@ class Redeliver(MethodView):
         """Send a delivery again now: a pending one is moved forward, a delivered or failed
         one is copied into a new delivery (redelivery_of names the first)"""
         with store() as session:
-            row = deliveries.redeliver(session, principal(), delivery_id, deliveries.utcnow())
+            row = delivery_store.redeliver(
+                session, principal(), delivery_id, delivery_store.utcnow()
+            )
             dumped = _delivery(row)
         publish_deliver_due(broker(), expires=max(settings().delivery_interval, 30.0))
         return {"status": "OK", "delivery": dumped}
@@ -159,7 +161,7 @@ class WebhookSecretView(MethodView):
     def get(self):
         """Whether your webhooks are signed (the secret itself is never shown again)"""
         with store() as session:
-            configured = deliveries.has_secret(session, principal().user_id)
+            configured = delivery_store.has_secret(session, principal().user_id)
         return {"status": "OK", "configured": configured}
 
     @blp.arguments(SecretArgs)
@@ -169,12 +171,12 @@ class WebhookSecretView(MethodView):
         only. Applies to every attempt from now on, including retries of earlier deliveries."""
         secret = args["secret"] or "whsec_" + random_secrets.token_urlsafe(32)
         with store() as session:
-            deliveries.set_secret(session, principal().user_id, secret, deliveries.utcnow())
+            delivery_store.set_secret(session, principal().user_id, secret, delivery_store.utcnow())
         return {"status": "OK", "configured": True, "secret": secret}
 
     @blp.response(200, SecretResponse)
     def delete(self):
         """Stop signing your webhooks"""
         with store() as session:
-            deliveries.set_secret(session, principal().user_id, None, deliveries.utcnow())
+            delivery_store.set_secret(session, principal().user_id, None, delivery_store.utcnow())
         return {"status": "OK", "configured": False}

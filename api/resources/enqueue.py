@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from api.context import store
 from shared.errors import Unavailable
-from shared.jobs import transition_job
+from shared.jobs.store import transition_job
 from shared.states import JobStatus
 
 log = logging.getLogger(__name__)

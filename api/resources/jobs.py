@@ -24,10 +24,11 @@ from api.job_schemas import (
 )
 from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
-from shared import control, review
-from shared.joblog import read_logs
-from shared.jobs import get_job_for, run_summaries, tags_of
-from shared.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
+from shared.jobs.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
+from shared.jobs.log import read_logs
+from shared.jobs.store import get_job_for, run_summaries, tags_of
+from shared.review import records as review
+from shared.runs import control
 from shared.states import JobStatus
 from workers.dispatch import publish_steps, revoke
 

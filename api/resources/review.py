@@ -17,8 +17,8 @@ from api.review_schemas import (
     ReviewJobArgs,
     ReviewStateResponse,
 )
-from shared import review
-from shared.jobs import run_summaries
+from shared.jobs.store import run_summaries
+from shared.review import records as review
 
 blp = Blueprint(
     "review",

@@ -8,8 +8,8 @@ from api.blueprint import Blueprint, principal
 from api.context import broker, settings
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
-from shared.execution import steps_for
-from shared.runs import RunRequest, RunSettings, create_run
+from shared.engine.runner import steps_for
+from shared.runs.submit import RunRequest, RunSettings, create_run
 from workers.dispatch import publish_steps
 
 blp = Blueprint("flow", __name__, url_prefix="/api/v1/flow", description="Run flow binaries")

@@ -11,8 +11,8 @@ from flask.views import MethodView
 from api.blueprint import Blueprint, principal
 from api.context import settings, store
 from api.sync_schemas import RunSyncArgs, RunSyncResponse
-from shared.sync import SyncFile, SyncRequest, run_sync
-from shared.sync_runners import RunnerPool
+from shared.runs.sync import SyncFile, SyncRequest, run_sync
+from shared.runs.sync_runners import RunnerPool
 
 blp = Blueprint(
     "flow_sync",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.embedded_redis import port_is_free
+from shared.ops.embedded_redis import port_is_free
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.db import session_scope
-from shared.models import Job
+from shared.store.db import session_scope
+from shared.store.models import Job
 from tests.integration.flows import compile_flow, invoice, put_project, run_async, wait_done
 
 pytestmark = pytest.mark.integration

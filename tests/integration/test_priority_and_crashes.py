@@ -107,8 +107,8 @@ def test_a_step_whose_claim_lapsed_is_started_again_by_the_recovery_task(stack, 
 
     from sqlalchemy import update
 
-    from shared.db import session_scope
-    from shared.models import Job, JobFile
+    from shared.store.db import session_scope
+    from shared.store.models import Job, JobFile
     from workers.names import RECOVER_STALLED
 
     root = f"alice/stalled-{stack.backend}"
@@ -151,7 +151,7 @@ def test_a_step_whose_database_connection_is_lost_is_sent_again_and_finishes(sta
         pytest.skip("needs a database server that can drop its clients' connections")
     from sqlalchemy import text
 
-    from shared.db import engine_for
+    from shared.store.db import engine_for
 
     control = Control(tmp_path / "control")
     root = f"alice/dropped-{stack.backend}"

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-import shared.sync
+import shared.runs.sync
 from tests.integration.flows import compile_flow, invoice, put_project, status
 
 pytestmark = pytest.mark.integration
@@ -231,7 +231,7 @@ def test_bad_sync_requests_get_clear_errors(stack, binary, body, code, fragment)
 
 
 def test_too_much_content_is_413(stack, binary, monkeypatch):
-    monkeypatch.setattr(shared.sync, "MAX_TOTAL_BYTES", 1000)
+    monkeypatch.setattr(shared.runs.sync, "MAX_TOTAL_BYTES", 1000)
     response = sync(stack.client, stack, {"binary_path": binary, "files": five(b"x" * 300)})
     assert response.status_code == 413
     assert "1500 bytes in all" in response.get_json()["msg"]

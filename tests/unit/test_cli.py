@@ -19,12 +19,12 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from shared import stack
-from shared.cli import main
 from shared.config import Settings
-from shared.db import session_scope
 from shared.errors import InvalidRequest
-from shared.models import ApiToken
+from shared.ops import stack
+from shared.ops.cli import main
+from shared.store.db import session_scope
+from shared.store.models import ApiToken
 from shared.users import authenticate, hash_token
 from tests.support import wait_for
 
@@ -273,7 +273,7 @@ def test_up_stops_cleanly_on_sigterm_with_stand_in_processes(tmp_path):
             [
                 sys.executable,
                 "-c",
-                "from shared.cli import main; main()",
+                "from shared.ops.cli import main; main()",
                 "up",
                 "--procfile",
                 str(fake),

@@ -4,7 +4,7 @@ one that the server dropped is replaced rather than handed out."""
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from shared import db
+from shared.store import db
 from tests.conftest import postgres_url
 
 

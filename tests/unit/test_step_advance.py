@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.db import session_scope
-from shared.execution import StepRunner
-from shared.joblog import LINES_PER_INSERT, JobLogger
-from shared.models import Job, JobFile, JobLog
+from shared.engine.runner import StepRunner
+from shared.jobs.log import LINES_PER_INSERT, JobLogger
 from shared.states import JobStatus
+from shared.store.db import session_scope
+from shared.store.models import Job, JobFile, JobLog
 from shared.users import create_user
 
 

@@ -7,7 +7,7 @@ import yaml
 
 from shared.errors import Unavailable
 from shared.flow.compiler import compile_project
-from shared.sync_runners import RunnerLost, RunnerPool, SyncTimeout, SyncWork, run_in_memory
+from shared.runs.sync_runners import RunnerLost, RunnerPool, SyncTimeout, SyncWork, run_in_memory
 from tests.support import wait_for
 from tests.unit.test_flow_steps import make_pdf
 

@@ -5,12 +5,12 @@ import socket
 
 import pytest
 
-from shared import emails, webhooks
 from shared.config import Settings
-from shared.deliveries import retry_delay
+from shared.delivery import emails, webhooks
+from shared.delivery.store import retry_delay
+from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
 from shared.states import JobStatus
-from shared.url_guard import BlockedUrl, check_url, parse_networks
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter_between_half_and_all():
@@ -188,7 +188,7 @@ def test_float_settings_are_read_from_the_environment():
 
 
 def claim_for(url):
-    from shared.deliveries import Claim
+    from shared.delivery.store import Claim
 
     return Claim(
         delivery_id=1,

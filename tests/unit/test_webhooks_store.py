@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from shared import deliveries
 from shared.config import Settings
-from shared.db import session_scope
-from shared.deliveries import MAX_ATTEMPTS, AttemptResult, DeliveryStatus
+from shared.delivery import store as delivery_store
+from shared.delivery.store import MAX_ATTEMPTS, AttemptResult, DeliveryStatus
 from shared.errors import NotFound
-from shared.jobs import transition_job
-from shared.models import Delivery, DeliveryAttempt, Job
+from shared.jobs.store import transition_job
 from shared.states import JobStatus
+from shared.store.db import session_scope
+from shared.store.models import Delivery, DeliveryAttempt, Job
 from shared.users import Principal, create_user, find_user
 
 SETTINGS = Settings(
@@ -84,12 +84,12 @@ def attempts_of(url, delivery_id):
 
 def claim(url, now, limit=1):
     with session_scope(url) as session:
-        return deliveries.claim_due(session, SETTINGS, now, limit)
+        return delivery_store.claim_due(session, SETTINGS, now, limit)
 
 
 def record(url, found, result, now):
     with session_scope(url) as session:
-        return deliveries.record_attempt(session, SETTINGS, found, result, now, rng=lambda: 1.0)
+        return delivery_store.record_attempt(session, SETTINGS, found, result, now, rng=lambda: 1.0)
 
 
 def test_final_state_change_creates_the_deliveries_in_its_transaction(store_url):
@@ -199,7 +199,7 @@ def test_a_worker_that_dies_mid_attempt_loses_the_delivery_only_until_its_lease_
     make_job(store_url)
     add_deliveries(store_url, 1)
     [dead] = claim(store_url, T0)  # this worker never records anything
-    lease = deliveries.lease_seconds(SETTINGS)
+    lease = delivery_store.lease_seconds(SETTINGS)
     assert claim(store_url, T0 + timedelta(seconds=lease - 1)) == []
     [again] = claim(store_url, T0 + timedelta(seconds=lease))
     assert again.number == 2 and again.token != dead.token
@@ -213,7 +213,7 @@ def test_a_worker_that_dies_mid_attempt_loses_the_delivery_only_until_its_lease_
 def test_lost_attempts_count_so_a_delivery_that_keeps_killing_workers_ends(store_url):
     make_job(store_url)
     add_deliveries(store_url, 1)
-    lease = timedelta(seconds=deliveries.lease_seconds(SETTINGS))
+    lease = timedelta(seconds=delivery_store.lease_seconds(SETTINGS))
     now = T0
     for _ in range(MAX_ATTEMPTS):
         assert claim(store_url, now)
@@ -232,15 +232,17 @@ def test_redeliver_moves_a_pending_one_forward_and_copies_a_finished_one(store_u
     [found] = claim(store_url, T0)
     record(store_url, found, FAILED, T0)  # next attempt in 10 s
     with session_scope(store_url) as session:
-        moved = deliveries.redeliver(session, owner, found.delivery_id, T0 + timedelta(seconds=1))
+        moved = delivery_store.redeliver(
+            session, owner, found.delivery_id, T0 + timedelta(seconds=1)
+        )
         assert moved.id == found.delivery_id
     assert [c.delivery_id for c in claim(store_url, T0 + timedelta(seconds=1))] == [moved.id]
     with session_scope(store_url) as session:
         session.get(Delivery, moved.id).status = "delivered"
-        copy = deliveries.redeliver(session, owner, moved.id, T0 + timedelta(seconds=2))
+        copy = delivery_store.redeliver(session, owner, moved.id, T0 + timedelta(seconds=2))
         assert (copy.redelivery_of, copy.attempts, copy.status) == (moved.id, 0, "pending")
     dave = Principal(make_job(store_url, "job-2", owner="dave"), "dave", False)
     with pytest.raises(NotFound), session_scope(store_url) as session:
-        deliveries.redeliver(session, dave, moved.id, T0)
+        delivery_store.redeliver(session, dave, moved.id, T0)
     with session_scope(store_url) as session:
-        deliveries.redeliver(session, Principal(0, "root", True), moved.id, T0)  # admins may
+        delivery_store.redeliver(session, Principal(0, "root", True), moved.id, T0)  # admins may

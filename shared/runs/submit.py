@@ -15,17 +15,17 @@ from pathlib import Path
 from sqlalchemy import Column, Table, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 
-from shared import webhooks
 from shared.config import Settings
-from shared.db import connection_scope, statement_scope
+from shared.delivery import webhooks
 from shared.drive import Drive, DrivePath, write_atomic
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
-from shared.jobs import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
-from shared.models import Job, JobFile, JobPipeline, with_defaults
-from shared.prepared import Prepared
+from shared.jobs.store import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
 from shared.states import JobStatus
+from shared.store.db import connection_scope, statement_scope
+from shared.store.models import Job, JobFile, JobPipeline, with_defaults
+from shared.store.prepared import Prepared
 from shared.users import Principal
 
 

@@ -26,16 +26,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import connection_scope, session_scope, statement_scope
 from shared.drive import write_atomic
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary, load_binary
-from shared.joblog import LINES_PER_INSERT, JobLogger, insert_lines_if, line_params
-from shared.jobs import new_task_id, transition_job
-from shared.models import Job, JobFile
-from shared.prepared import Prepared, one_of
-from shared.runs import input_path, output_path
+from shared.jobs.log import LINES_PER_INSERT, JobLogger, insert_lines_if, line_params
+from shared.jobs.store import new_task_id, transition_job
+from shared.runs.submit import input_path, output_path
 from shared.states import FileStatus, JobStatus
+from shared.store.db import connection_scope, session_scope, statement_scope
+from shared.store.models import Job, JobFile
+from shared.store.prepared import Prepared, one_of
 
 # A step past its hard limit is killed; its claim lapses this long after the hard limit.
 CLAIM_GRACE = timedelta(seconds=60)

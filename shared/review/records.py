@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.drive import write_atomic
+from shared.engine.runner import cached_binary, step_output_file
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from shared.execution import cached_binary, step_output_file
-from shared.joblog import JobLogger
-from shared.jobs import RunSummary, get_job_for
-from shared.models import Job, JobFile, RecordReview, utcnow
+from shared.jobs.log import JobLogger
+from shared.jobs.store import RunSummary, get_job_for
 from shared.states import FileStatus, JobStatus, ReviewState
+from shared.store.models import Job, JobFile, RecordReview, utcnow
 from shared.users import Principal, find_user
 
 # The task id of review log lines: they come from a person through the API, not a worker task.

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import click
 
-from shared import db, migrate, stack, users
+from shared import users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.errors import FlowbinError
+from shared.ops import stack
+from shared.store import db, migrate
 
 
 class _FlowbinGroup(click.Group):

@@ -17,18 +17,19 @@ from urllib.parse import urlsplit, urlunsplit
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from shared import db, migrate, users
+from shared import users
 from shared.config import Settings
 from shared.drive import Drive
-from shared.embedded_redis import EmbeddedRedis
 from shared.errors import NotFound
+from shared.ops.embedded_redis import EmbeddedRedis
+from shared.store import db, migrate
 
 ADMIN_TOKEN_FILE = "admin_token"
 
 
 def find_procfile(explicit: Path | None = None) -> Path:
     """The Procfile given, else ./Procfile, else the one of the checkout this code runs from."""
-    checkout = Path(__file__).parents[1] / "Procfile"
+    checkout = Path(__file__).parents[2] / "Procfile"
     candidates = [explicit] if explicit else [Path("Procfile"), checkout]
     for candidate in candidates:
         if candidate.is_file():

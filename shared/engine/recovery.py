@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.db import session_scope
-from shared.execution import RUNNABLE, NextStep, schedule_files
-from shared.models import Job, JobFile
+from shared.engine.runner import RUNNABLE, NextStep, schedule_files
 from shared.states import FileStatus
+from shared.store.db import session_scope
+from shared.store.models import Job, JobFile
 
 
 def recover_stalled_steps(settings: Settings, limit: int = 500) -> list[NextStep]:

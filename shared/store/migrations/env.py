@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from shared.db import engine_for
-from shared.models import Base
+from shared.store.db import engine_for
+from shared.store.models import Base
 
 config = context.config
 

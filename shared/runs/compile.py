@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import session_scope
 from shared.drive import Drive, write_atomic
 from shared.errors import FlowbinError, InvalidRequest, NotFound
 from shared.flow.compiler import compile_project
-from shared.joblog import JobLogger
-from shared.jobs import ensure_job_id_free, new_job_id, new_trace_id, transition_job
-from shared.models import Job, User
+from shared.jobs.log import JobLogger
+from shared.jobs.store import ensure_job_id_free, new_job_id, new_trace_id, transition_job
 from shared.states import JobStatus
+from shared.store.db import session_scope
+from shared.store.models import Job, User
 from shared.users import Principal
 
 BINARY_TYPES = ("Single Flow", "Metaflow", "Flows")

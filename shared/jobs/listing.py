@@ -10,8 +10,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidRequest
-from shared.models import Job, JobPipeline, JobTag, User
 from shared.states import JobStatus, ReviewState
+from shared.store.models import Job, JobPipeline, JobTag, User
 from shared.users import Principal
 
 # The seed's `state` filter values, in the internal vocabulary. PENDING is every job not yet

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from shared import notifications
-from shared.db import connection_of
+from shared.delivery import notify
 from shared.errors import Conflict, InvalidRequest, InvalidTransition, NotFound
-from shared.models import Job, JobFile, JobTag
-from shared.prepared import Prepared, one_of
 from shared.states import FILE_FINISHED, FileStatus, JobStatus, allowed_sources
+from shared.store.db import connection_of
+from shared.store.models import Job, JobFile, JobTag
+from shared.store.prepared import Prepared, one_of
 from shared.users import Principal
 
 JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,50}$")
@@ -120,11 +120,7 @@ def _transition_statement(target: JobStatus):
     sources = sorted(source.value for source in allowed_sources(target))
     # The row comes back from the UPDATE itself: a job that ends hands its receivers' settings
     # to the notifications without another read.
-    returned = (
-        notifications.JOB_COLUMNS_FOR_NOTIFYING
-        if target in notifications.NOTIFYING
-        else (jobs.c.id,)
-    )
+    returned = notify.JOB_COLUMNS_FOR_NOTIFYING if target in notify.NOTIFYING else (jobs.c.id,)
     return Prepared(
         update(jobs)
         .where(jobs.c.id == bindparam("b_job_id"), one_of(jobs.c.status, sources))
@@ -153,8 +149,8 @@ def transition_job(
     )
     if moved is not None:
         # In this same transaction: a job that ended always has its webhook and email
-        # deliveries, and a rolled-back change has none (shared/notifications.py).
-        notifications.schedule_for_job(conn, job_id, target, moved)
+        # deliveries, and a rolled-back change has none (shared/notify.py).
+        notify.schedule_for_job(conn, job_id, target, moved)
         return True
     if strict:
         current = conn.execute(select(Job.status).where(Job.id == job_id)).scalar()

@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from shared import deliveries, emails, webhooks
 from shared.config import Settings
-from shared.db import session_scope
-from shared.deliveries import AttemptResult, Claim, DeliveryStatus
-from shared.models import Delivery, Job
+from shared.delivery import emails, webhooks
+from shared.delivery import store as delivery_store
+from shared.delivery.store import AttemptResult, Claim, DeliveryStatus
 from shared.states import JobStatus
+from shared.store.db import session_scope
+from shared.store.models import Delivery, Job
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Any)
     body = webhooks.payload(
         job_id, status, job.message, job.binary_path, job.input_dir, job.output_dir
     )
-    now = deliveries.utcnow()
+    now = delivery_store.utcnow()
 
     def delivery(channel: str, target: str, headers: dict, payload: dict) -> dict:
         return {
@@ -113,14 +114,14 @@ def deliver_due(
     done = 0
     while done < max_deliveries and time.monotonic() < deadline:
         with session_scope(settings.sql_url) as session:
-            claims = deliveries.claim_due(session, settings, deliveries.utcnow())
+            claims = delivery_store.claim_due(session, settings, delivery_store.utcnow())
         if not claims:
             break
         for claim in claims:
             result = attempt(settings, claim)
             with session_scope(settings.sql_url) as session:
-                outcome = deliveries.record_attempt(
-                    session, settings, claim, result, deliveries.utcnow()
+                outcome = delivery_store.record_attempt(
+                    session, settings, claim, result, delivery_store.utcnow()
                 )
             log.info(
                 "delivery %s (%s, job %s) attempt %s: %s%s",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.errors import NotFound
-from shared.models import Delivery, DeliveryAttempt, Job, WebhookSecret
+from shared.store.models import Delivery, DeliveryAttempt, Job, WebhookSecret
 from shared.users import Principal
 
 MAX_ATTEMPTS = 8  # the first attempt and up to 7 retries (seed 001)

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 import requests
 
 from shared.config import Settings
-from shared.deliveries import AttemptResult, Claim
+from shared.delivery.store import AttemptResult, Claim
+from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
 from shared.states import JobStatus
-from shared.url_guard import BlockedUrl, check_url, parse_networks
 
 SIGNATURE_HEADER = "X-Flowbin-Signature"
 TIMESTAMP_HEADER = "X-Flowbin-Timestamp"

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Insert
 from sqlalchemy.sql.elements import BindParameter
 
-from shared.models import JobLog
-from shared.prepared import Prepared
+from shared.store.models import JobLog
+from shared.store.prepared import Prepared
 
 LOG_PAGE_SIZE = 1000
 _COLUMNS = ("job_id", "task_id", "level", "ts", "trace_id", "span_id", "message")

@@ -14,12 +14,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
+from shared.engine.runner import NextStep, schedule_files
 from shared.errors import Conflict, InvalidRequest
-from shared.execution import NextStep, schedule_files
-from shared.jobs import get_job_for, set_tags, transition_job
-from shared.listing import tagged_with_any
-from shared.models import Job, JobFile, User
+from shared.jobs.listing import tagged_with_any
+from shared.jobs.store import get_job_for, set_tags, transition_job
 from shared.states import FileStatus, JobStatus
+from shared.store.models import Job, JobFile, User
 from shared.users import Principal
 
 RETRY_TYPES = ("all", "checkpoint_failure", "step_failure")

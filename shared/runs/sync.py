@@ -26,11 +26,11 @@ from shared.drive import Drive
 from shared.errors import FlowbinError, InvalidRequest, NotFound, TooLarge
 from shared.flow import output_schema
 from shared.flow.binary import CompiledBinary, load_binary_cached
-from shared.joblog import JobLogger
-from shared.jobs import new_job_id, new_trace_id
-from shared.models import Job, JobFile
+from shared.jobs.log import JobLogger
+from shared.jobs.store import new_job_id, new_trace_id
+from shared.runs.sync_runners import RunnerPool, SyncOutcome, SyncWork
 from shared.states import FileStatus, JobStatus
-from shared.sync_runners import RunnerPool, SyncOutcome, SyncWork
+from shared.store.models import Job, JobFile
 from shared.users import Principal
 
 MAX_FILES = 5

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from shared.config import Settings
-from shared.deliveries import AttemptResult, Claim
+from shared.delivery.store import AttemptResult, Claim
 from shared.states import SEED_STATUS, JobStatus
 
 TLS_MODES = ("none", "starttls", "ssl")
