@@ -24,8 +24,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from shared.errors import CompileError
-from shared.flow import definition, params
+from shared.flow import definition
 from shared.flow.definition import StepDefinition
+from shared.flow.step_types import classify
 
 READ_STEP = "read"
 CLASSIFY_STEP = "classify"
@@ -57,7 +58,7 @@ def parse_classifier(raw: Any, file: str) -> dict[str, Any]:
     ``formula`` or ``regex``) and an optional ``default`` label, as a classify step's params."""
     raw = _mapping(raw, file, _CLASSIFIER_KEYS, "a classifier file")
     try:
-        return params.classify({key: raw[key] for key in ("rules", "default") if key in raw})
+        return classify.check_params({key: raw[key] for key in ("rules", "default") if key in raw})
     except ValueError as exc:
         raise CompileError(file, str(exc)) from None
 
@@ -150,7 +151,7 @@ def check_composition(binary_type: str, composition: Any, flows: list[dict[str, 
         raise ValueError(
             "a Metaflow composition holds flow_keys, classifier, routes and default_flow"
         )
-    if params.classify(composition["classifier"]) != composition["classifier"]:
+    if classify.check_params(composition["classifier"]) != composition["classifier"]:
         raise ValueError("the classifier is not normalized")
     routes = composition["routes"]
     targets = (

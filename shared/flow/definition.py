@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from shared.errors import CompileError
-from shared.flow import params, udfs
+from shared.flow import udfs
+from shared.flow.step_types import registry
 
 STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_NAME = 100
@@ -95,19 +96,21 @@ def _step(raw: Any, number: int, file: str, seen: set[str]) -> dict[str, Any]:
             step_id,
         )
     step_type = raw.get("type")
-    if step_type not in params.CHECKERS:
+    try:
+        check_params = registry.step_type(step_type).check_params
+    except KeyError:
         raise CompileError(
             file,
-            f"unknown step type {step_type!r}; valid types: {', '.join(params.CHECKERS)}",
+            f"unknown step type {step_type!r}; valid types: {', '.join(registry.STEP_TYPES)}",
             step_id,
-        )
+        ) from None
     raw_params = raw.get("params")
     if raw_params is None:
         raw_params = {}
     if not isinstance(raw_params, Mapping):
         raise CompileError(file, "params must be a mapping", step_id)
     try:
-        checked = params.CHECKERS[step_type](raw_params)
+        checked = check_params(raw_params)
     except ValueError as exc:
         raise CompileError(file, f"bad params for {step_type}: {exc}", step_id) from None
     return {

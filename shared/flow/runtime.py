@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.flow import output_schema, steps, udfs
+from shared.flow import output_schema, udfs
 from shared.flow import records as records_
 from shared.flow.binary import CompiledBinary
 from shared.flow.output_schema import OutputSchema
@@ -24,6 +24,8 @@ from shared.flow.records import (
     renumber,
     step_error,
 )
+from shared.flow.step_types import registry
+from shared.flow.step_types.env import StepEnv
 
 __all__ = [
     "StepContext",
@@ -81,8 +83,8 @@ def _reason(exc: BaseException, binary: CompiledBinary) -> str:
     return reason
 
 
-def _process(env: steps.StepEnv, record: dict[str, Any]) -> list[dict[str, Any]]:
-    outputs = steps.HANDLERS[env.step.type](env, record)
+def _process(env: StepEnv, record: dict[str, Any]) -> list[dict[str, Any]]:
+    outputs = registry.step_type(env.step.type, composed=True).run(env, record)
     # Output is persisted as JSON by the caller; a value that is not JSON fails this record here.
     json.dumps(outputs)
     return outputs
@@ -107,7 +109,7 @@ def run_step(
         if is_stopped(record) or (step.flow is not None and record.get("flow") != step.flow):
             output.append(record)
             continue
-        env = steps.StepEnv(
+        env = StepEnv(
             binary=binary,
             step=step,
             udf_context=udfs.UdfContext(

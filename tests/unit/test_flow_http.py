@@ -6,9 +6,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from shared.flow import http_step, runtime
+from shared.flow import runtime
 from shared.flow.binary import load_binary
 from shared.flow.compiler import compile_project
+from shared.flow.step_types import http as http_step
 
 REAL_RETRY_DELAY = http_step.retry_delay
 

@@ -1,17 +1,41 @@
-"""The ``http`` step: post a record to an external service and keep its JSON reply."""
+"""``http``: post the record to an external service and keep its JSON reply in a field."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from shared.flow.records import RecordError, child_record, to_json_value
+from shared.flow.step_types import param_checks as check
+from shared.flow.step_types.env import Record, StepEnv
+from shared.flow.step_types.step_type import StepType
 
 # Keys that stay on this side: a worker's file path means nothing to the service.
 _PRIVATE_KEYS = frozenset({"source_path"})
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    check.keys(params, {"url", "timeout", "retries", "headers", "result_field"}, {"url"})
+    url = check.text(params["url"], "url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+    headers = params.get("headers", {})
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+    ):
+        raise ValueError("headers must be a mapping of header name to string value")
+    return {
+        "url": url,
+        "timeout": check.number(params.get("timeout", 10), "timeout", 0.1, 600),
+        "retries": check.number(params.get("retries", 2), "retries", 0, 10, integer=True),
+        "headers": dict(headers),
+        "result_field": check.text(params.get("result_field", "http_response"), "result_field"),
+    }
 
 
 def retry_delay(attempt: int) -> float:
@@ -41,7 +65,8 @@ def _attempt(params: Mapping[str, Any], payload: dict[str, Any]) -> tuple[Any, s
         raise RecordError(f"the reply from {url} is not JSON") from None
 
 
-def post_record(params: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def run(env: StepEnv, record: Record) -> list[Record]:
+    params = env.step.params
     payload = {key: value for key, value in record.items() if key not in _PRIVATE_KEYS}
     attempts = params["retries"] + 1
     problem = None
@@ -51,5 +76,13 @@ def post_record(params: Mapping[str, Any], record: dict[str, Any]) -> dict[str, 
         reply, problem = _attempt(params, payload)
         if problem is None:
             fields = {**(record.get("fields") or {}), params["result_field"]: to_json_value(reply)}
-            return child_record(record, fields=fields)
+            return [child_record(record, fields=fields)]
     raise RecordError(f"{problem} after {attempts} attempts")
+
+
+STEP_TYPE = StepType(
+    name="http",
+    summary="posts the record to `url` as JSON, retrying 5xx and network errors; keeps the reply",
+    check_params=check_params,
+    run=run,
+)
