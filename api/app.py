@@ -7,6 +7,7 @@ from flask import Flask
 from api.errors import FlowbinApi, register_error_handlers
 from shared.config import Settings
 from workers.app import create_celery_app
+from workers.publisher import CeleryPublisher
 
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
@@ -27,8 +28,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
-    # The API only publishes to the broker; tasks run in worker processes.
-    app.extensions["flowbin.celery"] = create_celery_app(settings)
+    # The API only publishes to the broker; tasks run in worker processes. This is the one
+    # place the API meets workers/: views reach the broker through the publisher.
+    celery = app.extensions["flowbin.celery"] = create_celery_app(settings)
+    app.extensions["flowbin.publisher"] = CeleryPublisher(celery, settings.delivery_interval)
     api = FlowbinApi(app)
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -1,14 +1,14 @@
-"""What a view needs from the app: settings, a store transaction, the broker."""
+"""What a view needs from the app: settings, a store transaction, the publisher."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from celery import Celery
 from flask import current_app
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
+from shared.engine.broker_work import Publisher
 from shared.store.db import session_scope
 
 
@@ -21,5 +21,6 @@ def store(read_only: bool = False) -> AbstractContextManager[Session]:
     return session_scope(settings().sql_url, read_only=read_only)
 
 
-def broker() -> Celery:
-    return current_app.extensions["flowbin.celery"]
+def publisher() -> Publisher:
+    """Applies broker work once the store committed (workers/publisher.py)."""
+    return current_app.extensions["flowbin.publisher"]

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import json
 
-from shared.jobs.store import RunSummary
-from shared.states import SEED_STATE, SEED_STATUS, TERMINAL, JobStatus
+from shared.jobs.summary import RunSummary
+from shared.states import (
+    FAILED_OR_CANCELLED,
+    REPORTED_DONE,
+    SEED_STATE,
+    SEED_STATUS,
+    JobKind,
+    JobStatus,
+)
 from shared.store.models import Job
 
 
@@ -44,7 +51,7 @@ def seed_status(
         "flow_review_metrics": review_metrics,
         "run_summary": summary.to_seed(),
     }
-    if job.kind == "compile":
+    if job.kind == JobKind.COMPILE:
         cur_status["binary_path"] = job.output_dir or None
     payload = {
         "status": "OK",
@@ -54,17 +61,17 @@ def seed_status(
         "job_id": job.id,
         "cur_status": json.dumps(cur_status),
         "finish_timestamp": unix_seconds(job.finished_at),
-        "binary_mode": job.kind == "flow",
+        "binary_mode": job.kind == JobKind.FLOW,
     }
-    if status in TERMINAL:
+    if status in REPORTED_DONE:
         payload["results"] = [_result(job, status)]
     return payload
 
 
 def _result(job: Job, status: JobStatus) -> dict:
-    if status in (JobStatus.FAILED, JobStatus.CANCELLED):
+    if status in FAILED_OR_CANCELLED:
         return {"status": "ERROR", "msg": job.message}
-    if job.kind == "compile":
+    if job.kind == JobKind.COMPILE:
         folder = job.output_dir.rsplit("/", 1)[0] if "/" in job.output_dir else job.output_dir
         return {"status": "OK", "output_folder": folder, "binary_path": job.output_dir}
     return {"status": "OK", "output_folder": job.output_dir}

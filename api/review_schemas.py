@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from shared.review.records import CLOSING_STATES
+from shared.states import REVIEW_CLOSING
 
 JOB_ID = validate.Length(min=1, max=50)
 
@@ -50,7 +50,7 @@ class AssignArgs(StrictBody):
 
 class CloseArgs(StrictBody):
     job_id = fields.String(required=True, validate=JOB_ID)
-    state = fields.String(load_default="COMPLETED", validate=validate.OneOf(CLOSING_STATES))
+    state = fields.String(load_default="COMPLETED", validate=validate.OneOf(REVIEW_CLOSING))
 
 
 class ReviewMetrics(ma.Schema):

@@ -37,8 +37,8 @@ from shared.store import migrate
 from shared.store.db import session_scope
 from shared.store.models import Job
 from workers.app import HARD_LIMIT_GRACE
-from workers.dispatch import broker_priority
 from workers.names import NOOP
+from workers.publisher import broker_priority
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proc_cpu  # noqa: E402  (a sibling module of this script)

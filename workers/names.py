@@ -1,4 +1,4 @@
-"""Task names and fixed broker priorities, shared by the tasks, the dispatcher and beat."""
+"""Task names and fixed broker priorities, shared by the tasks, the publisher and beat."""
 
 RUN_STEP = "flowbin.run_step"
 COMPILE = "flowbin.compile"

@@ -7,11 +7,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from shared.engine.recovery import recover_stalled_steps
-from shared.engine.runner import StepCall, StepRunner
+from shared.engine.runner import StepRunner
+from shared.engine.scheduling import StepCall
 from shared.runs.compile import run_compile
 from workers.app import worker_settings
-from workers.dispatch import publish_step, publish_steps
 from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
+from workers.publisher import publish_step, publish_steps
 
 # A store that is briefly unreachable (a restarted PostgreSQL, SQLite busy past its timeout)
 # raises OperationalError. The step's message is sent again, with the same task id (the fencing

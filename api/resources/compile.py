@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import broker, settings, store
+from api.context import settings, store
 from api.resources.enqueue import publish_or_fail
 from api.schemas import CompileArgs, JobIdResponse
 from shared.runs.compile import CompileRequest, start_compile
-from workers.dispatch import publish_compile
 
 blp = Blueprint(
     "flow_binary",
@@ -26,6 +25,6 @@ class Compile(MethodView):
     def post(self, args):
         """Compile a flow project; read the outcome with jobs/status"""
         with store() as session:
-            job = start_compile(session, settings(), principal(), CompileRequest(**args))
-        publish_or_fail(job.id, lambda: publish_compile(broker(), job.id))
+            job, work = start_compile(session, settings(), principal(), CompileRequest(**args))
+        publish_or_fail(job.id, work)
         return {"status": "OK", "job_id": job.id}

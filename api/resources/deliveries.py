@@ -10,11 +10,12 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 
 from api.blueprint import Blueprint, principal
-from api.context import broker, settings, store
+from api.context import publisher, store
 from shared.delivery import store as delivery_store
+from shared.delivery.policy import MAX_ATTEMPTS
+from shared.engine.broker_work import BrokerWork
 from shared.jobs.store import get_job_for
 from shared.store.models import Delivery, DeliveryAttempt
-from workers.notify_tasks import publish_deliver_due
 
 blp = Blueprint(
     "deliveries",
@@ -67,7 +68,7 @@ def _delivery(row: Delivery) -> dict:
         "target": row.target,
         "status": row.status,
         "attempts": row.attempts,
-        "max_attempts": delivery_store.MAX_ATTEMPTS,
+        "max_attempts": MAX_ATTEMPTS,
         "next_attempt_at": _seconds(row.next_attempt_at),
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
@@ -151,7 +152,7 @@ class Redeliver(MethodView):
                 session, principal(), delivery_id, delivery_store.utcnow()
             )
             dumped = _delivery(row)
-        publish_deliver_due(broker(), expires=max(settings().delivery_interval, 30.0))
+        publisher().apply(BrokerWork(deliver_now=True))
         return {"status": "OK", "delivery": dumped}
 
 

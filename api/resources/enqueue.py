@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from api.context import store
+from api.context import publisher, store
+from shared.engine.broker_work import BrokerWork
 from shared.errors import Unavailable
 from shared.jobs.store import transition_job
 from shared.states import JobStatus
@@ -13,11 +13,11 @@ from shared.states import JobStatus
 log = logging.getLogger(__name__)
 
 
-def publish_or_fail(job_id: str, publish: Callable[[], None]) -> None:
+def publish_or_fail(job_id: str, work: BrokerWork) -> None:
     """Publish; if the broker is unreachable the job is marked failed (never silently lost)
     and the caller gets a 503 that says to try again."""
     try:
-        publish()
+        publisher().apply(work)
     except Exception as error:  # kombu raises a variety of connection errors
         log.exception("could not publish job %s", job_id)
         message = f"Could not enqueue the job: the broker is unreachable ({error})"

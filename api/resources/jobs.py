@@ -10,7 +10,7 @@ from flask import request
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import broker, settings, store
+from api.context import publisher, settings, store
 from api.job_schemas import (
     BulkArgs,
     BulkResponse,
@@ -24,13 +24,14 @@ from api.job_schemas import (
 )
 from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
+from shared.engine.broker_work import BrokerWork
 from shared.jobs.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
 from shared.jobs.log import read_logs
-from shared.jobs.store import get_job_for, run_summaries, tags_of
-from shared.review import records as review
-from shared.runs import control
-from shared.states import JobStatus
-from workers.dispatch import publish_steps, revoke
+from shared.jobs.store import get_job_for, tags_of
+from shared.jobs.summary import jobs_with_running_steps, run_summaries
+from shared.review.metrics import review_metrics
+from shared.runs import bulk, control
+from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Transition
 
 blp = Blueprint(
     "jobs", __name__, url_prefix="/api/v1/jobs", description="Status, logs and control of jobs"
@@ -50,13 +51,6 @@ def _window(args: dict) -> tuple[datetime, datetime]:
     return since, to
 
 
-def _apply(work: control.BrokerWork) -> None:
-    """Tell the broker, after the store committed. The store already decided: a lost revoke
-    is harmless, a lost publish is repaired by resuming or retrying again."""
-    revoke(broker(), work.terminate, work.drop)
-    publish_steps(broker(), work.publish)
-
-
 @blp.route("/status")
 class JobStatusView(MethodView):
     @blp.arguments(StatusArgs, location="query")
@@ -66,8 +60,8 @@ class JobStatusView(MethodView):
         with store(read_only=True) as session:
             job = get_job_for(session, principal(), args["job_id"], as_reviewer=True)
             summaries = run_summaries(session, [job])
-            metrics = review.review_metrics(session, [job], summaries)
-            running = bool(control.jobs_with_running_steps(session, [job.id]))
+            metrics = review_metrics(session, [job], summaries)
+            running = bool(jobs_with_running_steps(session, [job.id]))
         return seed_status(job, summaries[job.id], running, metrics[job.id])
 
 
@@ -109,12 +103,12 @@ class JobList(MethodView):
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
             summaries = run_summaries(session, jobs)
-            metrics = review.review_metrics(session, jobs, summaries)
+            metrics = review_metrics(session, jobs, summaries)
             tags = tags_of(session, ids)
             pipelines = pipeline_ids_of(session, ids)
             owners = usernames(session, jobs)
-            running = control.jobs_with_running_steps(
-                session, [job.id for job in jobs if job.status == JobStatus.PAUSED.value]
+            running = jobs_with_running_steps(
+                session, [job.id for job in jobs if job.status == JobStatus.PAUSED]
             )
         items = [
             seed_list_item(
@@ -143,7 +137,7 @@ def _control_view(operation: Callable, args_schema=JobIdArgs):
         with store() as session:
             job = get_job_for(session, principal(), args["job_id"])
             work = operation(session, job, args)
-        _apply(work)
+        publisher().apply(work)
         return {"status": "OK"}
 
     return get
@@ -176,17 +170,19 @@ class RetryJob(MethodView):
     get.__doc__ = "Rerun the failed files of a finished job from the step where they failed"
 
 
-def _bulk_view(statuses: tuple[JobStatus, ...], operation: Callable):
+def _bulk_view(transition: Transition, operation: Callable):
+    """A bulk form: ``operation`` on every job of the window that ``transition`` may move."""
+
     @blp.arguments(BulkArgs, location="query")
     @blp.response(200, BulkResponse)
     def get(self, args):
         since, until = _window(args)
-        bulk = control.BulkFilter(since, until, args["user"], args["tags"])
-        total = control.BrokerWork()
+        wanted = bulk.BulkFilter(since, until, args["user"], args["tags"])
+        total = BrokerWork()
         with store() as session:
-            for job in control.select_jobs_for_bulk(session, principal(), bulk, statuses):
+            for job in bulk.select_jobs_for_bulk(session, principal(), wanted, transition.sources):
                 total.add(operation(session, job))
-        _apply(total)
+        publisher().apply(total)
         return {"status": "OK", "affected_jobs": total.affected}
 
     return get
@@ -194,24 +190,19 @@ def _bulk_view(statuses: tuple[JobStatus, ...], operation: Callable):
 
 @blp.route("/pause_all")
 class PauseAll(MethodView):
-    get = _bulk_view((JobStatus.QUEUED, JobStatus.RUNNING), control.pause_job)
+    get = _bulk_view(PAUSE, control.pause_job)
     get.__doc__ = "Pause every queued or running job in the window (admins: any user's)"
 
 
 @blp.route("/resume_all")
 class ResumeAll(MethodView):
-    get = _bulk_view(
-        (JobStatus.PAUSED,), lambda session, job: control.resume_job(session, settings(), job)
-    )
+    get = _bulk_view(RESUME, lambda session, job: control.resume_job(session, settings(), job))
     get.__doc__ = "Resume every paused job in the window (admins: any user's)"
 
 
 @blp.route("/cancel_all")
 class CancelAll(MethodView):
-    get = _bulk_view(
-        (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.STOPPED_AT_CHECKPOINT),
-        control.cancel_job,
-    )
+    get = _bulk_view(CANCEL, control.cancel_job)
     get.__doc__ = "Cancel every unfinished job in the window; non-admins only their own"
 
 

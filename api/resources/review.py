@@ -17,8 +17,8 @@ from api.review_schemas import (
     ReviewJobArgs,
     ReviewStateResponse,
 )
-from shared.jobs.store import run_summaries
-from shared.review import records as review
+from shared.jobs.summary import run_summaries
+from shared.review import access, metrics, records
 
 blp = Blueprint(
     "review",
@@ -51,13 +51,13 @@ class RecordsForReview(MethodView):
         only; anyone else gets a 404.
         """
         with store() as session:
-            job = review.get_job_for_review(session, principal(), args["job_id"])
-            records = review.records_awaiting_review(session, settings(), job)
-            metrics = review.review_metrics(session, [job], run_summaries(session, [job]))
+            job = access.get_job_for_review(session, principal(), args["job_id"])
+            awaiting = records.records_awaiting_review(session, settings(), job)
+            counts = metrics.review_metrics(session, [job], run_summaries(session, [job]))
             return {
                 **_review_state(job),
-                "flow_review_metrics": metrics[job.id],
-                "records": records,
+                "flow_review_metrics": counts[job.id],
+                "records": awaiting,
             }
 
 
@@ -76,7 +76,7 @@ class CorrectRecord(MethodView):
         first step (there is no persisted input to correct).
         """
         with store() as session:
-            record = review.correct_record(
+            record = records.correct_record(
                 session,
                 settings(),
                 principal(),
@@ -99,7 +99,7 @@ class AssignReviewer(MethodView):
         existing user's username (else 400); `review_state` becomes IN REVIEW.
         """
         with store() as session:
-            job = review.assign_reviewer(session, principal(), args["job_id"], args["reviewer"])
+            job = access.assign_reviewer(session, principal(), args["job_id"], args["reviewer"])
             return _review_state(job)
 
 
@@ -114,5 +114,5 @@ class CloseReview(MethodView):
         owner, an admin or its assigned reviewer.
         """
         with store() as session:
-            job = review.close_review(session, principal(), args["job_id"], args["state"])
+            job = access.close_review(session, principal(), args["job_id"], args["state"])
             return _review_state(job)

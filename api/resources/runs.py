@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import broker, settings
+from api.context import settings
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
-from shared.engine.runner import steps_for
 from shared.runs.submit import RunRequest, RunSettings, create_run
-from workers.dispatch import publish_steps
 
 blp = Blueprint("flow", __name__, url_prefix="/api/v1/flow", description="Run flow binaries")
 
@@ -44,7 +42,6 @@ class RunBinaryAsync(MethodView):
     @blp.response(200, RunAsyncResponse)
     def post(self, args):
         """Start a run; poll jobs/status with the returned job_id"""
-        job, files = create_run(settings(), principal(), _run_request(args))
-        steps = steps_for(settings(), job, files)
-        publish_or_fail(job.id, lambda: publish_steps(broker(), steps))
+        job, work = create_run(settings(), principal(), _run_request(args))
+        publish_or_fail(job.id, work)
         return {"status": "OK", "data": {"job_id": job.id, "output_folder": job.output_dir}}

@@ -1,10 +1,11 @@
 """Telling people a job ended: deliveries are created with the job's final state change and sent
 by workers when beat asks them to.
 
-``schedule_for_job`` runs inside ``shared.jobs.transition_job``, in the transaction that moves the
-job into a state it will not leave on its own, so a job that ended always has its deliveries and
-a rolled-back change has none. ``deliver_due`` is what the periodic task runs: claim a due
-delivery, attempt it outside any transaction, record the outcome; again until none is due.
+``schedule_for_job`` runs inside ``shared.jobs.store.transition_job``, in the transaction that
+moves the job into a state it will not leave on its own, so a job that ended always has its
+deliveries and a rolled-back change has none. ``deliver_due`` is what the periodic task runs:
+claim a due delivery, attempt it outside any transaction, record the outcome; again until none
+is due.
 """
 
 from __future__ import annotations
@@ -20,27 +21,17 @@ from shared.config import Settings
 from shared.delivery import emails, webhooks
 from shared.delivery import store as delivery_store
 from shared.delivery.store import AttemptResult, Claim, DeliveryStatus
-from shared.states import JobStatus
+from shared.states import ENDED, JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Delivery, Job
 
 log = logging.getLogger(__name__)
 
-NOTIFYING = frozenset(
-    {
-        JobStatus.COMPLETE,
-        JobStatus.FAILED,
-        JobStatus.CANCELLED,
-        JobStatus.STOPPED_AT_CHECKPOINT,
-    }
-)
-"""States a job does not leave on its own: entering one is what a job's receivers hear about."""
-
 WEBHOOK = "webhook"
 EMAIL = "email"
 
 
-# What a job's receivers are told, returned by the UPDATE that ends the job (shared/jobs.py).
+# What a job's receivers hear, returned by the UPDATE that ends the job (shared/jobs/store.py).
 JOB_COLUMNS_FOR_NOTIFYING = tuple(
     Job.__table__.c[name]
     for name in ("settings", "message", "binary_path", "input_dir", "output_dir")
@@ -51,8 +42,8 @@ _INSERT_DELIVERIES = insert(Delivery.__table__)
 def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Any) -> int:
     """Create the deliveries a job asked for (``webhook_config``, ``notification_emails``),
     due now; ``job`` holds JOB_COLUMNS_FOR_NOTIFYING as of the change. Called once per state
-    change into NOTIFYING, in that change's transaction; returns how many were created."""
-    if status not in NOTIFYING:
+    change into one of ``ENDED``, in that change's transaction; returns how many were created."""
+    if status not in ENDED:
         return 0
     wanted = job.settings or {}
     webhook = wanted.get("webhook_config") or None
@@ -71,7 +62,7 @@ def schedule_for_job(conn: Connection, job_id: str, status: JobStatus, job: Any)
             "target": target,
             "headers": headers,
             "payload": payload,
-            "status": DeliveryStatus.PENDING.value,
+            "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "last_error": "",

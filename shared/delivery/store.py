@@ -1,6 +1,7 @@
 """Deliveries in the store: when the next attempt is due, who may make it, what each one did.
 
-A delivery is tried until a receiver acknowledges it, at most MAX_ATTEMPTS times. Workers take
+A delivery is tried until a receiver acknowledges it, at most MAX_ATTEMPTS times (its policy
+is in shared/delivery/policy.py). Workers take
 due deliveries with a claim: a conditional UPDATE that only one worker can win (on PostgreSQL
 after ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers skip each other's rows instead of
 waiting), which stamps a lease (``claimed_until``) and a token. No one else attempts a claimed
@@ -11,7 +12,6 @@ counts the attempt, so a delivery whose attempts keep dying still ends.
 
 from __future__ import annotations
 
-import enum
 import random
 import secrets
 from collections.abc import Callable
@@ -22,25 +22,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
+from shared.delivery.policy import MAX_ATTEMPTS, lease_seconds, retry_delay
 from shared.errors import NotFound
+from shared.states import AttemptOutcome, DeliveryStatus
 from shared.store.models import Delivery, DeliveryAttempt, Job, WebhookSecret
 from shared.users import Principal
 
-MAX_ATTEMPTS = 8  # the first attempt and up to 7 retries (seed 001)
 LOST_ERROR = "the worker stopped before the attempt finished (its claim lapsed)"
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"  # waiting for its next attempt, or being attempted under a claim
-    DELIVERED = "delivered"  # a receiver acknowledged it
-    FAILED = "failed"  # every attempt failed; only a redelivery tries again
-
-
-class AttemptOutcome(enum.StrEnum):
-    RUNNING = "running"  # started and not finished yet
-    DELIVERED = "delivered"  # acknowledged (webhook: a 2xx; email: accepted by the server)
-    FAILED = "failed"  # refused, timed out, unreachable or any other answer
-    LOST = "lost"  # its worker stopped before it finished; the lease ran out
 
 
 @dataclass(frozen=True)
@@ -73,22 +61,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def retry_delay(
-    attempts_made: int, base: float, cap: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Seconds to wait after ``attempts_made`` failed attempts: ``base * 2**(n-1)`` capped at
-    ``cap``, with "equal jitter" (between half and all of it) so that receivers that failed
-    together are not all retried in the same instant."""
-    ceiling = min(cap, base * 2 ** max(attempts_made - 1, 0))
-    return ceiling / 2 + rng() * ceiling / 2
-
-
-def lease_seconds(settings: Settings) -> float:
-    # An attempt makes several network calls bounded by delivery_timeout (an SMTP conversation
-    # has a handful): the lease must outlast them or a slow attempt could be taken over.
-    return max(settings.delivery_lease, settings.delivery_timeout * 6)
-
-
 def _lapsed(now: datetime):
     return or_(Delivery.claimed_until.is_(None), Delivery.claimed_until <= now)
 
@@ -98,7 +70,7 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int = 
     query = (
         select(Delivery.id)
         .where(
-            Delivery.status == DeliveryStatus.PENDING.value,
+            Delivery.status == DeliveryStatus.PENDING,
             Delivery.next_attempt_at <= now,
             _lapsed(now),
         )
@@ -118,7 +90,7 @@ def claim_due(session: Session, settings: Settings, now: datetime, limit: int = 
 def _claim_one(session: Session, delivery_id: int, now: datetime, lease: float) -> Claim | None:
     due = (
         Delivery.id == delivery_id,
-        Delivery.status == DeliveryStatus.PENDING.value,
+        Delivery.status == DeliveryStatus.PENDING,
         Delivery.next_attempt_at <= now,
         _lapsed(now),
     )
@@ -140,7 +112,7 @@ def _claim_one(session: Session, delivery_id: int, now: datetime, lease: float) 
             update(Delivery)
             .where(*due, Delivery.attempts >= MAX_ATTEMPTS)
             .values(
-                status=DeliveryStatus.FAILED.value,
+                status=DeliveryStatus.FAILED,
                 next_attempt_at=None,
                 claimed_until=None,
                 claim_token=None,
@@ -154,9 +126,9 @@ def _claim_one(session: Session, delivery_id: int, now: datetime, lease: float) 
             update(DeliveryAttempt)
             .where(
                 DeliveryAttempt.delivery_id == delivery_id,
-                DeliveryAttempt.outcome == AttemptOutcome.RUNNING.value,
+                DeliveryAttempt.outcome == AttemptOutcome.RUNNING,
             )
-            .values(outcome=AttemptOutcome.LOST.value, error=LOST_ERROR)
+            .values(outcome=AttemptOutcome.LOST, error=LOST_ERROR)
             .execution_options(synchronize_session=False)
         )
     if won != 1:
@@ -178,7 +150,7 @@ def _claim_one(session: Session, delivery_id: int, now: datetime, lease: float) 
     attempt = DeliveryAttempt(
         delivery_id=delivery_id,
         number=row.attempts,
-        outcome=AttemptOutcome.RUNNING.value,
+        outcome=AttemptOutcome.RUNNING,
         started_at=now,
         error="",
     )
@@ -213,7 +185,7 @@ def record_attempt(
         update(DeliveryAttempt)
         .where(DeliveryAttempt.id == claim.attempt_id)
         .values(
-            outcome=(AttemptOutcome.DELIVERED if result.delivered else AttemptOutcome.FAILED).value,
+            outcome=AttemptOutcome.DELIVERED if result.delivered else AttemptOutcome.FAILED,
             duration_ms=result.duration_ms,
             status_code=result.status_code,
             error=result.error,
@@ -233,7 +205,7 @@ def record_attempt(
         update(Delivery)
         .where(Delivery.id == claim.delivery_id, Delivery.claim_token == claim.token)
         .values(
-            status=status.value,
+            status=status,
             next_attempt_at=next_at,
             claimed_until=None,
             claim_token=None,
@@ -280,10 +252,10 @@ def redeliver(session: Session, principal: Principal, delivery_id: int, now: dat
     delivered or failed one is copied into a new delivery with a fresh set of attempts, so the
     history of the first stays as it was."""
     delivery = get_delivery_for(session, principal, delivery_id)
-    if delivery.status == DeliveryStatus.PENDING.value:
+    if delivery.status == DeliveryStatus.PENDING:
         session.execute(
             update(Delivery)
-            .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.PENDING.value)
+            .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.PENDING)
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -295,7 +267,7 @@ def redeliver(session: Session, principal: Principal, delivery_id: int, now: dat
         target=delivery.target,
         headers=delivery.headers,
         payload=delivery.payload,
-        status=DeliveryStatus.PENDING.value,
+        status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         last_error="",

@@ -26,7 +26,7 @@ from shared.config import Settings
 from shared.delivery.store import AttemptResult, Claim
 from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
-from shared.states import JobStatus
+from shared.states import FAILED_OR_CANCELLED, JobStatus
 
 SIGNATURE_HEADER = "X-Flowbin-Signature"
 TIMESTAMP_HEADER = "X-Flowbin-Timestamp"
@@ -49,7 +49,7 @@ RESERVED = {
     )
 }
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-ERROR_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
+
 FIELD = "settings.webhook_config"
 
 
@@ -57,8 +57,8 @@ def payload(
     job_id: str, status: JobStatus, message: str, binary_path: str, input_dir: str, output: str
 ) -> dict:
     """Seed 001's body: ``msg`` only when ``status`` is ERROR (a failed or cancelled job)."""
-    body: dict = {"status": "ERROR" if status in ERROR_STATUSES else "OK"}
-    if status in ERROR_STATUSES:
+    body: dict = {"status": "ERROR" if status in FAILED_OR_CANCELLED else "OK"}
+    if status in FAILED_OR_CANCELLED:
         body["msg"] = message
     body.update(job_id=job_id, binary_path=binary_path, input_dir=input_dir, output=output)
     return body

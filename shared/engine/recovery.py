@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.engine.runner import RUNNABLE, NextStep, schedule_files
-from shared.states import FileStatus
+from shared.engine.scheduling import NextStep, schedule_files
+from shared.states import RUNNABLE, FileStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, JobFile
 
@@ -30,7 +30,7 @@ def recover_stalled_steps(settings: Settings, limit: int = 500) -> list[NextStep
                 .join(Job, Job.id == JobFile.job_id)
                 .where(
                     Job.status.in_(RUNNABLE),
-                    JobFile.status == FileStatus.PENDING.value,
+                    JobFile.status == FileStatus.PENDING,
                     JobFile.claimed_by.is_not(None),
                     JobFile.claimed_until < now,
                 )

@@ -10,23 +10,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidRequest
-from shared.states import JobStatus, ReviewState
+from shared.states import LIST_STATE_FILTER, JobKind, ReviewState
 from shared.store.models import Job, JobPipeline, JobTag, User
 from shared.users import Principal
 
-# The seed's `state` filter values, in the internal vocabulary. PENDING is every job not yet
-# done, as the seed's `state` field says; RUNNING is what its `cur_status.status` calls RUNNING.
-STATE_FILTER = {
-    "PENDING": (JobStatus.QUEUED, JobStatus.RUNNING),
-    "RUNNING": (JobStatus.QUEUED, JobStatus.RUNNING),
-    "COMPLETE": (JobStatus.COMPLETE,),
-    "FAILED": (JobStatus.FAILED,),
-    "CANCELLED": (JobStatus.CANCELLED,),
-    "PAUSED": (JobStatus.PAUSED,),
-    "CHECKPOINT_FAILED": (JobStatus.STOPPED_AT_CHECKPOINT,),
-    "STOPPED_AT_CHECKPOINT": (JobStatus.STOPPED_AT_CHECKPOINT,),
-}
-REVIEW_STATES = {state.value for state in ReviewState} | {"IN_REVIEW"}
+REVIEW_STATES = set(ReviewState) | {"IN_REVIEW"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +42,7 @@ def tagged_with_any(tags: tuple[str, ...]):
 def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tuple[list[Job], bool]:
     """A page of jobs, newest first, and whether another page follows."""
     query = select(Job).where(
-        Job.kind != "compile",
+        Job.kind != JobKind.COMPILE,
         Job.created_at >= wanted.from_timestamp,
         Job.created_at <= wanted.to_timestamp,
     )
@@ -69,9 +57,11 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
     if wanted.states:
         statuses = set()
         for state in wanted.states:
-            if state not in STATE_FILTER:
-                raise InvalidRequest(f"state {state!r} is not one of {', '.join(STATE_FILTER)}")
-            statuses.update(status.value for status in STATE_FILTER[state])
+            if state not in LIST_STATE_FILTER:
+                raise InvalidRequest(
+                    f"state {state!r} is not one of {', '.join(LIST_STATE_FILTER)}"
+                )
+            statuses.update(LIST_STATE_FILTER[state])
         query = query.where(Job.status.in_(sorted(statuses)))
     if wanted.priority is not None:
         query = query.where(Job.priority == wanted.priority)
@@ -87,8 +77,7 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
         unknown = set(wanted.review_states) - REVIEW_STATES
         if unknown:
             raise InvalidRequest(
-                f"review_state {sorted(unknown)[0]!r} is not one of "
-                f"{', '.join(state.value for state in ReviewState)}"
+                f"review_state {sorted(unknown)[0]!r} is not one of {', '.join(ReviewState)}"
             )
         values = {"IN REVIEW" if s == "IN_REVIEW" else s for s in wanted.review_states}
         query = query.where(Job.review_state.in_(sorted(values)))

@@ -18,63 +18,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.drive import write_atomic
-from shared.engine.runner import cached_binary, step_output_file
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from shared.jobs.log import JobLogger
-from shared.jobs.store import RunSummary, get_job_for
-from shared.states import FileStatus, JobStatus, ReviewState
+from shared.engine.layout import step_output_file
+from shared.engine.snapshot import cached_binary
+from shared.errors import Conflict, NotFound
+from shared.review import access
+from shared.states import FileStatus, JobStatus
 from shared.store.models import Job, JobFile, RecordReview, utcnow
-from shared.users import Principal, find_user
-
-# The task id of review log lines: they come from a person through the API, not a worker task.
-REVIEW_TASK = "review"
-CLOSING_STATES = (ReviewState.COMPLETED, ReviewState.NOT_COMPLETED)
-
-
-# -- who may review ---------------------------------------------------------------------------
-
-
-def get_job_for_review(session: Session, principal: Principal, job_id: str | None) -> Job:
-    """The job if the caller may review it: its owner, an admin or its assigned reviewer.
-    Anyone else is told that it does not exist, as for any job."""
-    job = get_job_for(session, principal, job_id, as_reviewer=True)
-    if job.kind != "flow":
-        raise Conflict(
-            f"job {job.id!r} is a {job.kind} job: only asynchronous flow runs "
-            "have records to review"
-        )
-    return job
-
-
-def assign_reviewer(session: Session, principal: Principal, job_id: str, username: str) -> Job:
-    job = get_job_for_review(session, principal, job_id)
-    if job.owner_id != principal.user_id and not principal.is_admin:
-        raise Forbidden(f"only the owner of job {job.id!r} or an admin can assign its reviewer")
-    if find_user(session, username) is None:
-        raise InvalidRequest(
-            f"no user {username!r}: the reviewer must be the username of an existing user"
-        )
-    job.reviewer = username
-    job.review_state = ReviewState.IN_REVIEW.value
-    _log(job, f"Reviewer {username} assigned by {principal.username}", session)
-    return job
-
-
-def close_review(session: Session, principal: Principal, job_id: str, state: str) -> Job:
-    if state not in CLOSING_STATES:
-        raise InvalidRequest(f"state must be one of {', '.join(CLOSING_STATES)}, not {state!r}")
-    job = get_job_for_review(session, principal, job_id)
-    job.review_state = state
-    _log(job, f"Review marked {state} by {principal.username}", session)
-    return job
-
-
-# -- records awaiting review ------------------------------------------------------------------
+from shared.users import Principal
 
 
 def records_awaiting_review(session: Session, settings: Settings, job: Job) -> list[dict]:
@@ -87,7 +42,7 @@ def records_awaiting_review(session: Session, settings: Settings, job: Job) -> l
         select(JobFile)
         .where(
             JobFile.job_id == job.id,
-            JobFile.status == FileStatus.STOPPED_AT_CHECKPOINT.value,
+            JobFile.status == FileStatus.STOPPED_AT_CHECKPOINT,
             JobFile.checkpoint_step.is_not(None),
         )
         .order_by(JobFile.file_index)
@@ -115,10 +70,10 @@ def correct_record(
 ) -> dict:
     """Set ``fields`` on a stopped record where its checkpoint will read it again on retry,
     and record the review; no fields marks the record reviewed without change."""
-    job = get_job_for_review(session, principal, job_id)
+    job = access.get_job_for_review(session, principal, job_id)
     # Held until commit: a retry (which moves the job on) waits for this correction.
     session.refresh(job, with_for_update=True)
-    if job.status != JobStatus.STOPPED_AT_CHECKPOINT.value:
+    if job.status != JobStatus.STOPPED_AT_CHECKPOINT:
         raise Conflict(
             f"job {job.id!r} is {job.status}, not stopped at a checkpoint: records "
             "can be corrected only while it is"
@@ -128,7 +83,7 @@ def correct_record(
     )
     if row is None:
         raise NotFound(f"job {job.id!r} has no file with file_index {file_index}")
-    if row.status != FileStatus.STOPPED_AT_CHECKPOINT.value or row.checkpoint_step is None:
+    if row.status != FileStatus.STOPPED_AT_CHECKPOINT or row.checkpoint_step is None:
         raise Conflict(
             f"file {row.file_name} (file_index {file_index}) did not stop at a "
             "checkpoint: none of its records is awaiting review"
@@ -155,7 +110,7 @@ def correct_record(
     )
     review = _save_review(session, job, row.file_index, record_index, principal.username, fields)
     changes = ", ".join(sorted(fields)) if fields else "no field changed"
-    _log(
+    access.review_log(
         job,
         f"Record {record_index} of file {row.file_name} stopped at checkpoint "
         f"'{step_id}' reviewed by {principal.username}: {changes}",
@@ -167,42 +122,6 @@ def correct_record(
         # without its review row, and correcting again writes the same values.
         write_atomic(input_file, json.dumps(corrected, ensure_ascii=False).encode("utf-8"))
     return _listed(row, output[position], step_id, review)
-
-
-# -- flow_review_metrics ----------------------------------------------------------------------
-
-
-def review_metrics(
-    session: Session, jobs: list[Job], summaries: dict[str, RunSummary]
-) -> dict[str, dict | None]:
-    """Each job's ``flow_review_metrics``: ``{"reviewed", "pending"}`` for asynchronous flow
-    runs, None for compile and sync jobs (which never stop at a checkpoint)."""
-    flow_ids = [job.id for job in jobs if job.kind == "flow"]
-    counts: dict[str, tuple[int, int]] = {}
-    if flow_ids:
-        in_current_stop = and_(
-            Job.status == JobStatus.STOPPED_AT_CHECKPOINT.value,
-            RecordReview.job_stopped_at == Job.finished_at,
-        )
-        rows = session.execute(
-            select(RecordReview.job_id, func.count(), func.sum(case((in_current_stop, 1), else_=0)))
-            .join(Job, Job.id == RecordReview.job_id)
-            .where(RecordReview.job_id.in_(flow_ids))
-            .group_by(RecordReview.job_id)
-        )
-        counts = {job_id: (reviewed, int(current or 0)) for job_id, reviewed, current in rows}
-    return {
-        job.id: metrics(summaries[job.id].num_checkpoint_failed, *counts.get(job.id, (0, 0)))
-        if job.kind == "flow"
-        else None
-        for job in jobs
-    }
-
-
-def metrics(stopped: int, reviewed: int, reviewed_in_current_stop: int) -> dict:
-    """``reviewed``: records ever reviewed; ``pending``: records stopped at a checkpoint now
-    and not reviewed since they stopped."""
-    return {"reviewed": reviewed, "pending": max(0, stopped - reviewed_in_current_stop)}
 
 
 # -- pure parts -------------------------------------------------------------------------------
@@ -273,7 +192,7 @@ def _read_records(path: Path, step_id: str, file_name: str) -> list[dict]:
 
 
 def _reviews_of_current_stop(session: Session, job: Job) -> dict[tuple[int, int], RecordReview]:
-    if job.status != JobStatus.STOPPED_AT_CHECKPOINT.value or job.finished_at is None:
+    if job.status != JobStatus.STOPPED_AT_CHECKPOINT or job.finished_at is None:
         return {}
     rows = session.scalars(select(RecordReview).where(RecordReview.job_id == job.id))
     return {
@@ -325,9 +244,3 @@ def _listed(row: JobFile, record: dict, step_id: str, review: RecordReview | Non
         "reviewed_at": round(review.reviewed_at.timestamp(), 3) if review else None,
         "corrected_fields": dict(review.corrected_fields) if review else None,
     }
-
-
-def _log(job: Job, message: str, session: Session) -> None:
-    logger = JobLogger(job.id, REVIEW_TASK, job.trace_id, prefix=job.log_prefix)
-    logger.info(message)
-    logger.flush(session)

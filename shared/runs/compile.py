@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.drive import Drive, write_atomic
+from shared.engine.broker_work import BrokerWork
 from shared.errors import FlowbinError, InvalidRequest, NotFound
 from shared.flow.compiler import compile_project
+from shared.jobs.ids import ensure_job_id_free, new_job_id, new_trace_id
 from shared.jobs.log import JobLogger
-from shared.jobs.store import ensure_job_id_free, new_job_id, new_trace_id, transition_job
-from shared.states import JobStatus
+from shared.jobs.store import transition_job
+from shared.states import JobKind, JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, User
 from shared.users import Principal
@@ -31,7 +33,8 @@ class CompileRequest:
 
 def start_compile(
     session: Session, settings: Settings, principal: Principal, request: CompileRequest
-) -> Job:
+) -> tuple[Job, BrokerWork]:
+    """Record a compile job; the caller publishes it (the returned work) after commit."""
     if request.binary_type not in BINARY_TYPES:
         raise InvalidRequest(
             f"binary_type {request.binary_type!r} is not one of {', '.join(BINARY_TYPES)}"
@@ -47,8 +50,8 @@ def start_compile(
     job = Job(
         id=job_id,
         owner_id=principal.user_id,
-        kind="compile",
-        status=JobStatus.QUEUED.value,
+        kind=JobKind.COMPILE,
+        status=JobStatus.QUEUED,
         message="Queued compile",
         flow_type="",
         input_dir=root.relative,
@@ -62,7 +65,7 @@ def start_compile(
     )
     session.add(job)
     session.flush()
-    return job
+    return job, BrokerWork(compile=[job.id], affected=1)
 
 
 def run_compile(settings: Settings, job_id: str, task_id: str) -> None:

@@ -1,94 +1,46 @@
-"""Job control: pause, resume, cancel, retry and their bulk forms.
+"""Job control: pause, resume, cancel and retry one job.
 
-Each operation changes the store in one transaction and returns what the caller must then do
-with the broker: steps to publish (with the tokens minted here) and task ids to revoke. The
-store is the authority; the broker side only makes it take effect sooner.
+Each operation checks its precondition against the transition table (shared/states.py), changes
+the store in the caller's transaction and returns the broker work to apply after the commit:
+steps to publish (with the tokens minted here) and task ids to revoke.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.engine.runner import NextStep, schedule_files
+from shared.engine.broker_work import BrokerWork
+from shared.engine.scheduling import schedule_files
 from shared.errors import Conflict, InvalidRequest
-from shared.jobs.listing import tagged_with_any
 from shared.jobs.store import get_job_for, set_tags, transition_job
-from shared.states import FileStatus, JobStatus
-from shared.store.models import Job, JobFile, User
+from shared.states import CANCEL, PAUSE, RESUME, RETRY, FileStatus, JobKind, JobStatus
+from shared.store.models import Job, JobFile
 from shared.users import Principal
 
 RETRY_TYPES = ("all", "checkpoint_failure", "step_failure")
-
-
-@dataclass
-class BrokerWork:
-    """What the broker must be told once the store's transaction has committed."""
-
-    publish: list[NextStep] = field(default_factory=list)
-    terminate: list[str] = field(default_factory=list)
-    drop: list[str] = field(default_factory=list)
-    affected: int = 0
-
-    def add(self, other: BrokerWork) -> None:
-        self.publish += other.publish
-        self.terminate += other.terminate
-        self.drop += other.drop
-        self.affected += other.affected
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def running_claims(session: Session, job_id: str) -> list[str]:
-    """Task ids of the job's steps that are running now (their claim has not lapsed)."""
-    return list(
-        session.scalars(
-            select(JobFile.claimed_by).where(
-                JobFile.job_id == job_id,
-                JobFile.status == FileStatus.PENDING.value,
-                JobFile.claimed_by.is_not(None),
-                JobFile.claimed_until > _now(),
-            )
-        )
-    )
-
-
-def jobs_with_running_steps(session: Session, job_ids: list[str]) -> set[str]:
-    if not job_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(JobFile.job_id)
-            .distinct()
-            .where(
-                JobFile.job_id.in_(job_ids),
-                JobFile.status == FileStatus.PENDING.value,
-                JobFile.claimed_by.is_not(None),
-                JobFile.claimed_until > _now(),
-            )
-        )
-    )
-
-
 def pause_job(session: Session, job: Job) -> BrokerWork:
-    if job.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+    if job.status not in PAUSE.sources:
         raise Conflict(
             f"job {job.id!r} is {job.status}: only a queued or running job can be paused"
         )
-    transition_job(session, job.id, JobStatus.PAUSED, message="Paused")
+    transition_job(session, job.id, PAUSE.target, message="Paused")
     return BrokerWork(affected=1)
 
 
 def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
-    if job.status != JobStatus.PAUSED.value:
+    if job.status not in RESUME.sources:
         raise Conflict(f"job {job.id!r} is {job.status}, not paused: nothing to resume")
-    transition_job(session, job.id, JobStatus.QUEUED, message="Resumed")
+    transition_job(session, job.id, RESUME.target, message="Resumed")
     # Files whose step is still running go on by themselves: that step's commit sees the job
     # runnable again and publishes the next one.
     idle = list(
@@ -96,7 +48,7 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
             select(JobFile)
             .where(
                 JobFile.job_id == job.id,
-                JobFile.status == FileStatus.PENDING.value,
+                JobFile.status == FileStatus.PENDING,
                 or_(JobFile.claimed_by.is_(None), JobFile.claimed_until <= _now()),
             )
             # Waits for a step that is committing its advance right now, then sees it: that step
@@ -108,21 +60,21 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
 
 
 def cancel_job(session: Session, job: Job) -> BrokerWork:
-    if job.status in (JobStatus.CANCELLED.value,):
-        raise Conflict(f"job {job.id!r} is already cancelled")
-    if job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value):
+    if job.status not in CANCEL.sources:
+        if job.status == CANCEL.target:
+            raise Conflict(f"job {job.id!r} is already cancelled")
         raise Conflict(f"job {job.id!r} is {job.status}: there is nothing left to cancel")
     pending = session.execute(
         select(JobFile.claimed_by, JobFile.next_task_id).where(
-            JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value
+            JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING
         )
     ).all()
-    transition_job(session, job.id, JobStatus.CANCELLED, message="Cancelled")
+    transition_job(session, job.id, CANCEL.target, message="Cancelled")
     session.execute(
         update(JobFile)
-        .where(JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING.value)
+        .where(JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING)
         .values(
-            status=FileStatus.CANCELLED.value,
+            status=FileStatus.CANCELLED,
             next_task_id=None,
             claimed_by=None,
             claimed_until=None,
@@ -138,20 +90,12 @@ def cancel_job(session: Session, job: Job) -> BrokerWork:
 def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -> BrokerWork:
     if retry_type not in RETRY_TYPES:
         raise InvalidRequest(f"type must be one of {', '.join(RETRY_TYPES)}, not {retry_type!r}")
-    if job.kind != "flow":
+    if job.kind != JobKind.FLOW:
         raise Conflict(f"job {job.id!r} is a {job.kind} job; only flow runs can be retried")
-    if job.status not in (
-        JobStatus.COMPLETE.value,
-        JobStatus.FAILED.value,
-        JobStatus.STOPPED_AT_CHECKPOINT.value,
-    ):
+    if job.status not in RETRY.sources:
         raise Conflict(
             f"job {job.id!r} is {job.status}: only a finished job can be retried"
-            + (
-                " (a cancelled job never runs again)"
-                if job.status == JobStatus.CANCELLED.value
-                else ""
-            )
+            + (" (a cancelled job never runs again)" if job.status == JobStatus.CANCELLED else "")
         )
     conditions = []
     if retry_type in ("all", "step_failure"):
@@ -167,7 +111,7 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
     )
     if not files:
         raise Conflict(f"job {job.id!r} has no files with {retry_type.replace('_', ' ')}s to retry")
-    transition_job(session, job.id, JobStatus.QUEUED, message=f"Retrying ({retry_type})")
+    transition_job(session, job.id, RETRY.target, message=f"Retrying ({retry_type})")
     for row in files:
         restart = min(
             step
@@ -181,7 +125,7 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
             update(JobFile)
             .where(JobFile.id == row.id)
             .values(
-                status=FileStatus.PENDING.value,
+                status=FileStatus.PENDING,
                 next_step=restart,
                 attempts=0,
                 failed_step=None,
@@ -206,30 +150,3 @@ def set_job_tags(
 ) -> list[str]:
     job = get_job_for(session, principal, job_id)
     return set_tags(session, job.id, list(names or []))
-
-
-@dataclass(frozen=True)
-class BulkFilter:
-    from_timestamp: datetime
-    to_timestamp: datetime
-    user: str | None = None
-    tags: tuple[str, ...] = ()
-
-
-def select_jobs_for_bulk(
-    session: Session, principal: Principal, bulk: BulkFilter, statuses: tuple[JobStatus, ...]
-) -> list[Job]:
-    query = select(Job).where(
-        Job.kind == "flow",
-        Job.status.in_([status.value for status in statuses]),
-        Job.created_at >= bulk.from_timestamp,
-        Job.created_at <= bulk.to_timestamp,
-    )
-    if not principal.is_admin:
-        # A non-admin acts on their own jobs only, whatever `user` says.
-        query = query.where(Job.owner_id == principal.user_id)
-    elif bulk.user:
-        query = query.join(User, User.id == Job.owner_id).where(User.username == bulk.user)
-    if bulk.tags:
-        query = query.where(tagged_with_any(bulk.tags))
-    return list(session.scalars(query.order_by(Job.created_at).with_for_update()))

@@ -1,31 +1,29 @@
-"""Creating flow runs: validate the request, snapshot the binary, record the job and its files.
-
-The caller (the API) enqueues the first step of every file once this has committed.
-"""
+"""Submitting flow runs: validate the request, snapshot the binary, prepare the output folder,
+record the job and its files, and return the first step of every file for the caller to publish
+once the records are committed."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from sqlalchemy import Column, Table, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 
 from shared.config import Settings
 from shared.delivery import webhooks
 from shared.drive import Drive, DrivePath, write_atomic
+from shared.engine.broker_work import BrokerWork
+from shared.engine.scheduling import steps_for
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
-from shared.jobs.store import add_tags, ensure_job_id_free, new_job_id, new_task_id, new_trace_id
-from shared.states import JobStatus
-from shared.store.db import connection_scope, statement_scope
-from shared.store.models import Job, JobFile, JobPipeline, with_defaults
-from shared.store.prepared import Prepared
+from shared.jobs.ids import ensure_job_id_free, new_job_id, new_task_id, new_trace_id
+from shared.runs.record import record_run
+from shared.states import FileStatus, JobKind, JobStatus
+from shared.store.db import statement_scope
+from shared.store.models import Job, JobFile
 from shared.users import Principal
 
 
@@ -39,7 +37,7 @@ class RunSettings:
     priority: int = 0
     save_binary_to_output: bool = True
     runtime_config: dict = field(default_factory=dict)
-    # Sent when the job ends (shared/notifications.py).
+    # Sent when the job ends (shared/delivery/notify.py).
     webhook_config: dict | None = None
     notification_emails: tuple[str, ...] = ()
     pipeline_ids: tuple[str, ...] = ()
@@ -52,13 +50,6 @@ class RunRequest:
     output_dir: str | None = None
     job_id: str | None = None
     settings: RunSettings = field(default_factory=RunSettings)
-
-
-_INSERT_JOB = insert(Job.__table__)
-_INSERT_FILES = insert(JobFile.__table__)
-# Up to this many files, a run without tags or pipelines is recorded in one prepared statement
-# on PostgreSQL (_record_run); a larger one in a transaction of plain inserts.
-ONE_STATEMENT_FILES = 32
 
 
 def snapshot_binary(settings: Settings, data: bytes, digest: str) -> None:
@@ -78,7 +69,7 @@ def check_output_schema(runtime_config: dict) -> None:
 
 def create_run(
     settings: Settings, principal: Principal, request: RunRequest
-) -> tuple[Job, list[JobFile]]:
+) -> tuple[Job, BrokerWork]:
     """Check the request, prepare the output folder and record the job and its files; the
     caller publishes the first steps once this returns (the records are committed)."""
     job_id = new_job_id(request.job_id)
@@ -126,8 +117,8 @@ def create_run(
     job_row = dict(
         id=job_id,
         owner_id=principal.user_id,
-        kind="flow",
-        status=JobStatus.QUEUED.value,
+        kind=JobKind.FLOW,
+        status=JobStatus.QUEUED,
         message="Queued",
         flow_type=binary.flow_type,
         binary_path=binary_file.relative,
@@ -153,7 +144,7 @@ def create_run(
             job_id=job_id,
             file_index=index,
             file_name=name,
-            status="pending",
+            status=FileStatus.PENDING,
             next_step=0,
             next_task_id=new_task_id(),
         )
@@ -164,73 +155,13 @@ def create_run(
         for pipeline_id in dict.fromkeys(run.pipeline_ids)
     ]
     try:
-        _record_run(settings.sql_url, job_row, file_rows, list(run.tags), pipelines)
+        record_run(settings.sql_url, job_row, file_rows, list(run.tags), pipelines)
     except IntegrityError as error:  # another request took the same id meanwhile
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
     # Detached copies of what was inserted, for the caller to read.
     job = Job(**job_row)
     files = [JobFile(**row) for row in file_rows]
-    return job, files
-
-
-def _record_run(
-    url: str, job_row: dict, file_rows: list[dict], tags: list[str], pipelines: list[dict]
-) -> None:
-    """Insert the job with its files, tags and pipelines, all or nothing."""
-    if (
-        url.startswith("postgresql")
-        and len(file_rows) <= ONE_STATEMENT_FILES
-        and not tags
-        and not pipelines
-    ):
-        # One statement is atomic: it runs in autocommit, one round trip instead of four.
-        with statement_scope(url) as conn:
-            _insert_run(len(file_rows)).execute(conn, _insert_run_params(job_row, file_rows))
-        return
-    # Core inserts: the ORM's unit of work costs more than the rows, on every run submitted.
-    with connection_scope(url) as conn:
-        conn.execute(_INSERT_JOB, job_row)
-        conn.execute(_INSERT_FILES, file_rows)
-        add_tags(conn, job_row["id"], tags)
-        if pipelines:
-            conn.execute(insert(JobPipeline.__table__), pipelines)
-
-
-def _given(table: Table) -> list[Column]:
-    """The columns an INSERT of ``table`` gives a value: all but an autoincrement key."""
-    return [column for column in table.columns if column is not table.autoincrement_column]
-
-
-_JOB_COLUMNS = _given(Job.__table__)
-_FILE_COLUMNS = _given(JobFile.__table__)
-
-
-@functools.cache
-def _insert_run(files: int) -> Prepared:
-    """PostgreSQL: the INSERT of a job and its ``files`` files as one prepared statement (the
-    job's INSERT in its WITH), with the parameters of ``_insert_run_params``."""
-    job = insert(Job.__table__).values(
-        {column.key: bindparam(f"job_{column.key}", type_=column.type) for column in _JOB_COLUMNS}
-    )
-    rows = [
-        {
-            column.key: bindparam(f"file{number}_{column.key}", type_=column.type)
-            for column in _FILE_COLUMNS
-        }
-        for number in range(files)
-    ]
-    return Prepared(insert(JobFile.__table__).values(rows).add_cte(job.cte("new_job")))
-
-
-def _insert_run_params(job_row: dict, file_rows: list[dict]) -> dict:
-    # Every column is a parameter: a prepared statement fills no defaults (shared/prepared.py).
-    [job] = with_defaults(Job, [job_row])
-    params = {f"job_{column.key}": job.get(column.key) for column in _JOB_COLUMNS}
-    for number, row in enumerate(with_defaults(JobFile, file_rows)):
-        params.update(
-            {f"file{number}_{column.key}": row.get(column.key) for column in _FILE_COLUMNS}
-        )
-    return params
+    return job, BrokerWork(publish=steps_for(settings, job, files), affected=1)
 
 
 def _output_root(
@@ -252,11 +183,3 @@ def _output_root(
     if output.real.exists() and not output.real.is_dir():
         raise InvalidRequest(f"output_dir {output.relative!r} is a file, not a folder")
     return output
-
-
-def output_path(settings: Settings, job: Job) -> Path:
-    return settings.drive_root / job.output_dir
-
-
-def input_path(settings: Settings, job: Job, file_name: str) -> Path:
-    return settings.drive_root / job.input_dir / file_name

@@ -26,17 +26,18 @@ from shared.drive import Drive
 from shared.errors import FlowbinError, InvalidRequest, NotFound, TooLarge
 from shared.flow import output_schema
 from shared.flow.binary import CompiledBinary, load_binary_cached
+from shared.jobs.ids import new_job_id, new_trace_id
 from shared.jobs.log import JobLogger
-from shared.jobs.store import new_job_id, new_trace_id
 from shared.runs.sync_runners import RunnerPool, SyncOutcome, SyncWork
-from shared.states import FileStatus, JobStatus
+from shared.states import FileStatus, JobKind, JobStatus
 from shared.store.models import Job, JobFile
 from shared.users import Principal
 
 MAX_FILES = 5
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 RESULT_FORMATS = ("json", "csv")
-KIND = "sync"
+# The task id of a sync run's log lines: its steps run in a sync runner, not a worker task.
+SYNC_TASK = "sync"
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ def record_job(
     job = Job(
         id=prepared.job_id,
         owner_id=principal.user_id,
-        kind=KIND,
-        status=status.value,
+        kind=JobKind.SYNC,
+        status=status,
         message=message,
         flow_type=label,
         binary_path=prepared.binary_path,
@@ -161,7 +162,7 @@ def record_job(
                     job_id=job.id,
                     file_index=index,
                     file_name=name,
-                    status=FileStatus.FAILED.value,
+                    status=FileStatus.FAILED,
                     next_step=job.num_steps,
                 )
             )
@@ -173,7 +174,7 @@ def record_job(
                 file_index=index,
                 file_name=name,
                 next_step=job.num_steps,
-                status=(FileStatus.FAILED if failed else FileStatus.COMPLETE).value,
+                status=FileStatus.FAILED if failed else FileStatus.COMPLETE,
                 num_records=item.num_records,
                 num_errors=item.num_errors,
                 num_checkpoint_failed=item.num_checkpoint_failed,
@@ -181,7 +182,7 @@ def record_job(
                 error_counts=item.error_counts,
             )
         )
-    logger = JobLogger(job.id, KIND, job.trace_id, prefix=job.log_prefix)
+    logger = JobLogger(job.id, SYNC_TASK, job.trace_id, prefix=job.log_prefix)
     logger.info(f"Sync run of {prepared.binary_path} on {len(work.files)} file(s)")
     for level, line in outcome.log if outcome else []:
         logger.log(level, line)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -17,24 +16,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend: SQLite hands back naive values, which
-    ``.timestamp()`` would otherwise read in the machine's local time."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+from shared.states import (
+    AttemptOutcome,
+    DeliveryStatus,
+    FileStatus,
+    JobKind,
+    JobStatus,
+    ReviewState,
+)
+from shared.store.types import StrEnumType, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -68,8 +59,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
     # Indexed by ix_jobs_owner_created and ix_jobs_status_created, whose leading columns they are.
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    kind: Mapped[str] = mapped_column(String(16))  # "flow" or "compile"
-    status: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[JobKind] = mapped_column(StrEnumType(JobKind, 16))
+    status: Mapped[JobStatus] = mapped_column(StrEnumType(JobStatus, 32))
     message: Mapped[str] = mapped_column(Text, default="")
     flow_type: Mapped[str] = mapped_column(String(16), default="single_flow")
     binary_path: Mapped[str] = mapped_column(Text, default="")
@@ -87,7 +78,9 @@ class Job(Base):
     # Finished files, counted with a compare-and-set per file instead of a Celery chord.
     files_done: Mapped[int] = mapped_column(Integer, default=0)
     reviewer: Mapped[str] = mapped_column(String(64), default="")
-    review_state: Mapped[str] = mapped_column(String(16), default="NONE")
+    review_state: Mapped[ReviewState] = mapped_column(
+        StrEnumType(ReviewState, 16), default=ReviewState.NONE
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -126,7 +119,9 @@ class JobFile(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     file_index: Mapped[int] = mapped_column(Integer)
     file_name: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(32), default="pending")
+    status: Mapped[FileStatus] = mapped_column(
+        StrEnumType(FileStatus, 32), default=FileStatus.PENDING
+    )
     # Index of the next step to run; equal to the step count once every step has run.
     next_step: Mapped[int] = mapped_column(Integer, default=0)
     # Starts of the current step, capped by max_step_attempts so a crashing step cannot loop.
@@ -195,7 +190,7 @@ class Delivery(Base):
     target: Mapped[str] = mapped_column(Text)  # the URL or the email address
     headers: Mapped[dict] = mapped_column(JSON, default=dict)
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryStatus] = mapped_column(StrEnumType(DeliveryStatus, 16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When the next attempt is due; None once delivered or failed for good.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -226,7 +221,7 @@ class DeliveryAttempt(Base):
         ForeignKey("deliveries.id", ondelete="CASCADE"),
     )
     number: Mapped[int] = mapped_column(Integer)  # 1 for the first attempt
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[AttemptOutcome] = mapped_column(StrEnumType(AttemptOutcome, 16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.delivery import store as delivery_store
 from shared.delivery import webhooks
+from shared.delivery.policy import lease_seconds
 from tests.integration.conftest import BAD_INPUT, BINARY, GOOD_INPUT
 from tests.integration.flows import run_async, wait_done
 from tests.support import free_port, wait_for
@@ -198,7 +198,7 @@ def test_a_worker_killed_mid_attempt_loses_nothing(notify, receivers):
     assert lost["outcome"] == "lost" and "worker stopped" in lost["error"]
     assert second["outcome"] == "delivered" and second["number"] == 2
     # Nobody touched it while the dead worker's claim held.
-    lease = delivery_store.lease_seconds(notify.settings)
+    lease = lease_seconds(notify.settings)
     assert second["started_at"] - lost["started_at"] >= lease - 0.1
     assert len(receiver.received) == 2
 

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.runs.submit import ONE_STATEMENT_FILES, _record_run
+from shared.runs.record import ONE_STATEMENT_FILES, record_run
+from shared.states import JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, JobFile, JobPipeline, JobTag
 from shared.users import create_user
@@ -22,7 +23,7 @@ def rows_for(job_id: str, owner_id: int, files: int) -> tuple[dict, list[dict]]:
         "id": job_id,
         "owner_id": owner_id,
         "kind": "flow",
-        "status": "QUEUED",
+        "status": JobStatus.QUEUED,
         "trace_id": "t",
         "settings": {"runtime_config": {"a": 1}},
         "num_files": files,
@@ -67,10 +68,10 @@ def recorded(url: str, job_id: str) -> tuple[Job | None, list, list, list]:
 @pytest.mark.parametrize("files", [1, ONE_STATEMENT_FILES, ONE_STATEMENT_FILES + 1])
 def test_the_job_is_recorded_with_its_files(store_url, files):
     job, file_rows = rows_for("job-1", owner(store_url), files)
-    _record_run(store_url, job, file_rows, [], [])
+    record_run(store_url, job, file_rows, [], [])
     found, found_files, tags, pipelines = recorded(store_url, "job-1")
     assert (found.status, found.settings, found.num_files, found.files_done) == (
-        "QUEUED",
+        JobStatus.QUEUED,
         {"runtime_config": {"a": 1}},
         files,
         0,
@@ -81,7 +82,7 @@ def test_the_job_is_recorded_with_its_files(store_url, files):
 
 
 def test_the_job_is_recorded_with_its_tags_and_pipelines(store_url):
-    _record_run(
+    record_run(
         store_url,
         *rows_for("job-1", owner(store_url), 2),
         ["b", "a", "b"],
@@ -94,12 +95,12 @@ def test_the_job_is_recorded_with_its_tags_and_pipelines(store_url):
 @pytest.mark.parametrize("files", [1, ONE_STATEMENT_FILES + 1])
 def test_a_taken_job_id_is_refused_and_leaves_nothing_of_the_second_run(store_url, files):
     owner_id = owner(store_url)
-    _record_run(store_url, *rows_for("job-1", owner_id, 1), [], [])
+    record_run(store_url, *rows_for("job-1", owner_id, 1), [], [])
     job, file_rows = rows_for("job-1", owner_id, files)
     for row in file_rows:
         row["file_index"] += 1  # files that would not clash by themselves
     with pytest.raises(IntegrityError):
-        _record_run(store_url, job, file_rows, [], [])
+        record_run(store_url, job, file_rows, [], [])
     _, found_files, _, _ = recorded(store_url, "job-1")
     assert len(found_files) == 1
     with session_scope(store_url, read_only=True) as session:

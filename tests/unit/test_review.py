@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Conflict, NotFound
-from shared.review.records import corrected_input, metrics, stopped_position, stopped_records
+from shared.review.metrics import metrics
+from shared.review.records import corrected_input, stopped_position, stopped_records
 
 
 def record(index: int, failed: list[str] | None = None, **fields) -> dict:

@@ -11,28 +11,28 @@ import pytest
 from sqlalchemy import text
 
 from shared import users
-from shared.engine import runner as execution
+from shared.engine import snapshot, statements
+from shared.jobs import ids, store
 from shared.jobs import log as joblog
-from shared.jobs import store as jobs
 from shared.states import JobStatus
 from shared.store.db import connection_scope
 from shared.store.migrate import upgrade
 from tests.conftest import fresh_database
 
 HOT_STATEMENTS = {
-    "claim": execution._CLAIM,
-    "file outcomes": execution._FILE_OUTCOMES,
-    "count finished file": execution._COUNT_FINISHED,
-    "job snapshot": execution._SNAPSHOT,
-    **{f"advance {key}": statement for key, statement in execution._ADVANCE.items()},
-    **{f"transition to {target.value}": jobs._transition_statement(target) for target in JobStatus},
-    "job id check": jobs._JOB_EXISTS,
+    "claim": statements.CLAIM,
+    "file outcomes": statements.FILE_OUTCOMES,
+    "count finished file": statements.COUNT_FINISHED,
+    "job snapshot": snapshot._SNAPSHOT,
+    **{f"advance {key}": statement for key, statement in statements.ADVANCE.items()},
+    **{f"transition to {target}": store._transition_statement(target) for target in JobStatus},
+    "job id check": ids._JOB_EXISTS,
     "token check": users._PRINCIPAL_BY_TOKEN_HASH,
     "log lines": joblog._insert_lines(3),
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).
 POSTGRESQL_ONLY = {
-    f"advance and log {key}": execution._advance_and_log(*key, 3)
+    f"advance and log {key}": statements.advance_and_log(*key, 3)
     for key in ((False, False), (True, True))
 }
 

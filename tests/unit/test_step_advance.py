@@ -1,6 +1,6 @@
 """A file's advance past a step that is not its last, on both stores: the compare-and-set on
 the claim, the next step's token only while the job may run, and the step's log lines written
-with it or not at all. On PostgreSQL all of it is one statement (shared/execution.py)."""
+with it or not at all. On PostgreSQL all of it is one statement (shared/engine/statements.py)."""
 
 from datetime import UTC, datetime
 
@@ -73,7 +73,7 @@ def file_and_lines(url: str) -> tuple[JobFile, list[str]]:
 def test_the_claimed_file_moves_on_with_its_lines_and_the_next_token(store_url, lines):
     make_claimed_file(store_url, JobStatus.RUNNING)
     status, logger = advance(store_url, "t1", lines)
-    assert status == JobStatus.RUNNING.value
+    assert status == JobStatus.RUNNING
     assert logger.entries == []
     row, written = file_and_lines(store_url)
     assert (row.next_step, row.attempts, row.claimed_by, row.advanced_by) == (1, 0, None, "t1")

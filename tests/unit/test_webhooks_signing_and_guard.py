@@ -7,7 +7,7 @@ import pytest
 
 from shared.config import Settings
 from shared.delivery import emails, webhooks
-from shared.delivery.store import retry_delay
+from shared.delivery.policy import retry_delay
 from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
 from shared.states import JobStatus

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from shared.config import Settings
 from shared.delivery import store as delivery_store
-from shared.delivery.store import MAX_ATTEMPTS, AttemptResult, DeliveryStatus
+from shared.delivery.policy import MAX_ATTEMPTS, lease_seconds
+from shared.delivery.store import AttemptResult, DeliveryStatus
 from shared.errors import NotFound
 from shared.jobs.store import transition_job
 from shared.states import JobStatus
@@ -199,7 +200,7 @@ def test_a_worker_that_dies_mid_attempt_loses_the_delivery_only_until_its_lease_
     make_job(store_url)
     add_deliveries(store_url, 1)
     [dead] = claim(store_url, T0)  # this worker never records anything
-    lease = delivery_store.lease_seconds(SETTINGS)
+    lease = lease_seconds(SETTINGS)
     assert claim(store_url, T0 + timedelta(seconds=lease - 1)) == []
     [again] = claim(store_url, T0 + timedelta(seconds=lease))
     assert again.number == 2 and again.token != dead.token
@@ -213,7 +214,7 @@ def test_a_worker_that_dies_mid_attempt_loses_the_delivery_only_until_its_lease_
 def test_lost_attempts_count_so_a_delivery_that_keeps_killing_workers_ends(store_url):
     make_job(store_url)
     add_deliveries(store_url, 1)
-    lease = timedelta(seconds=delivery_store.lease_seconds(SETTINGS))
+    lease = timedelta(seconds=lease_seconds(SETTINGS))
     now = T0
     for _ in range(MAX_ATTEMPTS):
         assert claim(store_url, now)

@@ -1,0 +1,76 @@
+"""A step message that could not claim its file: why, and what is left to do about it.
+
+Most such messages are stale or duplicated (a resume or retry minted a fresh token) and do
+nothing. Two are not: a message refused only by the attempt cap fails its file, and the
+redelivery of a step whose worker died after committing it does what that worker would have
+done next (publish the next step, or end the job)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.engine.endings import fail_file, finish_job_if_done
+from shared.engine.scheduling import NextStep, StepCall, next_step_for
+from shared.engine.snapshot import JobSnapshot
+from shared.flow.binary import CompiledBinary
+from shared.jobs.log import JobLogger
+from shared.states import RUNNABLE, FileStatus
+from shared.store.db import connection_scope, session_scope
+from shared.store.models import Job, JobFile
+
+
+def handle_refused(
+    settings: Settings, job: JobSnapshot, binary: CompiledBinary, call: StepCall
+) -> NextStep | None:
+    """What a message that could not claim its file still has to do: the step to publish, or
+    None."""
+    with session_scope(settings.sql_url, read_only=True) as session:
+        row = session.execute(
+            select(
+                JobFile.status,
+                JobFile.next_step,
+                JobFile.next_task_id,
+                JobFile.claimed_by,
+                JobFile.attempts,
+                JobFile.advanced_by,
+                JobFile.file_name,
+                Job.status.label("job_status"),
+            )
+            .join(Job, Job.id == JobFile.job_id)
+            .where(JobFile.job_id == job.id, JobFile.file_index == call.file_index)
+        ).first()
+    if row is None:
+        return None
+    expected = call.task_id in (row.next_task_id, row.claimed_by)
+    if (
+        expected
+        and row.status == FileStatus.PENDING
+        and row.next_step == call.step_index
+        and row.job_status in RUNNABLE
+    ):
+        # Its own message, and the job may run: only the attempt cap refuses it.
+        logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
+        fail_file(
+            settings,
+            job,
+            call,
+            row.file_name,
+            f"Error <step was started {settings.max_step_attempts} times "
+            f"and never finished> in step {binary.steps[call.step_index].id}",
+            logger,
+        )
+        return None
+    if row.advanced_by != call.task_id:
+        return None  # a stale or duplicated message: nothing to do
+    # The redelivery of a step whose worker died after committing it: do what that
+    # worker would have done next.
+    if row.status != FileStatus.PENDING:
+        logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
+        with connection_scope(settings.sql_url) as conn:
+            finish_job_if_done(conn, settings, job, logger)
+            logger.write(conn)
+        return None
+    if row.job_status not in RUNNABLE or not row.next_task_id:
+        return None
+    return next_step_for(settings, job, binary, call.file_index, row.next_step, row.next_task_id)

@@ -1,0 +1,144 @@
+"""The statements every step runs, in one place: Core statements built once and run as Prepared
+statements (shared/store/prepared.py), because SQLAlchemy's per-execution work costs more than the
+SQL here. Each passes ``updated_at`` itself (a prepared statement runs no column defaults).
+
+- ``CLAIM``: a step takes its file, if its message carries the token the store expects and the
+  job may run; RETURNs the file's name and the job's state.
+- ``ADVANCE[(failed, stopped_at_checkpoint, file_ends)]``: the compare-and-set that moves a file
+  past its step; ``advance_and_log`` is the same with the step's log lines, as one statement.
+- ``COUNT_FINISHED``: one more finished file of the job.
+- ``FILE_OUTCOMES``: how every file of the job ended, with the job's state.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import Update, bindparam, case, func, or_, select, update
+
+from shared.jobs.log import insert_lines_if
+from shared.states import RUNNABLE, FileStatus
+from shared.store.models import Job, JobFile
+from shared.store.prepared import Prepared, one_of
+
+_files = JobFile.__table__
+_jobs = Job.__table__
+_THIS_FILE = (
+    _files.c.job_id == bindparam("b_job_id"),
+    _files.c.file_index == bindparam("b_file_index"),
+)
+# The job's state, read in the same statement that changes one of its files. Keyed by the
+# bound job id, not correlated to the file's row: in an UPDATE's RETURNING, SQLite plans a
+# correlated subquery as a scan of the whole jobs table, so every step slowed as jobs piled up.
+_JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id")).scalar_subquery()
+_NOW = bindparam("now", type_=_files.c.updated_at.type)
+_TOKEN_TYPE = _files.c.next_task_id.type
+CLAIM = Prepared(
+    update(_files)
+    .where(
+        *_THIS_FILE,
+        _files.c.next_step == bindparam("step"),
+        _files.c.status == FileStatus.PENDING,
+        or_(
+            _files.c.next_task_id == bindparam("task_id"),
+            _files.c.claimed_by == bindparam("task_id"),
+        ),
+        _files.c.attempts < bindparam("max_attempts"),
+        select(_jobs.c.id)
+        .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, sorted(RUNNABLE)))
+        .exists(),
+    )
+    .values(
+        attempts=_files.c.attempts + 1,
+        claimed_by=bindparam("task_id"),
+        next_task_id=None,
+        claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
+        updated_at=_NOW,
+    )
+    .returning(_files.c.file_name, _JOB_STATUS)
+)
+# Every file's outcome, each row with the job's state (one read decides whether the job ends).
+FILE_OUTCOMES = Prepared(
+    select(
+        _files.c.file_name,
+        _files.c.status,
+        _files.c.num_records,
+        _files.c.num_errors,
+        _JOB_STATUS.label("job_status"),
+    )
+    .where(_files.c.job_id == bindparam("b_job_id"))
+    .order_by(_files.c.file_index)
+)
+
+
+def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: bool) -> Update:
+    """The compare-and-set that moves a file past its step, and remembers where records first
+    failed or stopped (where a retry starts); at the file's last step it also records how the
+    file ended. It RETURNs the job's state. The next step's token is stored only while the job
+    may run: a pause or cancel committed first stops the file here, with no message expected."""
+    values = {
+        "next_step": _files.c.next_step + 1,
+        "attempts": 0,
+        "claimed_by": None,
+        "claimed_until": None,
+        "advanced_by": bindparam("task_id"),
+        "next_task_id": None,
+        "num_filtered": _files.c.num_filtered + bindparam("filtered"),
+        "updated_at": _NOW,
+    }
+    if not file_ends:
+        values["next_task_id"] = case(
+            (one_of(_JOB_STATUS, sorted(RUNNABLE)), bindparam("next_token", type_=_TOKEN_TYPE)),
+            else_=None,
+        )
+    if failed:
+        values["failed_step"] = func.coalesce(_files.c.failed_step, bindparam("step"))
+    if stopped_at_checkpoint:
+        values["checkpoint_step"] = func.coalesce(_files.c.checkpoint_step, bindparam("step"))
+    if file_ends:
+        for column in (
+            "status",
+            "num_records",
+            "num_errors",
+            "num_checkpoint_failed",
+            "error_counts",
+        ):
+            values[column] = bindparam(f"end_{column}", type_=_files.c[column].type)
+    return (
+        update(_files)
+        .where(
+            *_THIS_FILE,
+            _files.c.next_step == bindparam("step"),
+            _files.c.status == FileStatus.PENDING,
+            _files.c.claimed_by == bindparam("task_id"),
+        )
+        .values(**values)
+        .returning(_JOB_STATUS.label("job_status"))
+    )
+
+
+ADVANCE = {
+    (failed, stopped, ends): Prepared(_advance_statement(failed, stopped, ends))
+    for failed in (False, True)
+    for stopped in (False, True)
+    for ends in (False, True)
+}
+
+
+@functools.cache
+def advance_and_log(failed: bool, stopped_at_checkpoint: bool, lines: int) -> Prepared:
+    """PostgreSQL: a file's advance past a step that is not its last, and the step's ``lines``
+    log lines, as one statement. The INSERT runs only if the UPDATE moved the file, and one
+    statement is atomic, so it runs in autocommit: one round trip instead of four (BEGIN,
+    UPDATE, INSERT, COMMIT) on every step but a file's last."""
+    moved = _advance_statement(failed, stopped_at_checkpoint, file_ends=False).cte("moved")
+    logged = insert_lines_if(lines, select(moved.c.job_status).exists()).cte("logged")
+    return Prepared(select(moved.c.job_status).add_cte(logged))
+
+
+COUNT_FINISHED = Prepared(
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_job_id"))
+    .values(files_done=_jobs.c.files_done + 1)
+    .returning(_jobs.c.files_done, _jobs.c.num_files)
+)
