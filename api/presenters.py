@@ -28,7 +28,7 @@ def unix_seconds(moment) -> int | None:
 def shown_status(job: Job, steps_running: bool) -> JobStatus:
     """A paused job whose last steps are still finishing is shown as running (pausing): it
     shows PAUSED once nothing of it runs."""
-    status = JobStatus(job.status)
+    status = job.status
     if status == JobStatus.PAUSED and steps_running:
         return JobStatus.RUNNING
     return status
@@ -44,7 +44,7 @@ def seed_status(
         "status": SEED_STATUS[status],
         "finish_timestamp": unix_seconds(job.finished_at),
         "curProgress": summary.progress,
-        "curMsg": "Pausing" if status != JobStatus(job.status) else job.message,
+        "curMsg": "Pausing" if status != job.status else job.message,
         "reviewer": job.reviewer,
         "review_state": job.review_state,
         "flow_job_metrics": None,

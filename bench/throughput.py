@@ -32,7 +32,7 @@ from shared import users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.ops.embedded_redis import EmbeddedRedis
-from shared.states import TERMINAL, JobStatus
+from shared.states import REPORTED_DONE, JobStatus
 from shared.store import migrate
 from shared.store.db import session_scope
 from shared.store.models import Job
@@ -152,7 +152,7 @@ class FlowbinSide:
                 "settings": {"flow_file": "flows/bench.ibflow"},
             },
         )["job_id"]
-        wait_until(lambda: self.count(TERMINAL, since) >= 1, 60, "the compile job")
+        wait_until(lambda: self.count(REPORTED_DONE, since) >= 1, 60, "the compile job")
         assert self.count({JobStatus.COMPLETE}, since, job_id) == 1, "the flow did not compile"
         self.binary_path = f"{self.user}/bench/build/bin/bench.ibflowbin"
 
@@ -164,7 +164,7 @@ class FlowbinSide:
         query = (
             select(func.count())
             .select_from(Job)
-            .where(Job.status.in_([s.value for s in states]), Job.created_at >= since)
+            .where(Job.status.in_(sorted(states)), Job.created_at >= since)
         )
         if id_prefix is not None:
             query = query.where(Job.id.like(f"{id_prefix}%"))
@@ -186,7 +186,7 @@ class FlowbinSide:
                     "settings": {"priority": PRIORITY},
                 },
             )
-        wait_until(lambda: self.count(TERMINAL, since) >= n, 60 + n, f"{n} Flowbin runs")
+        wait_until(lambda: self.count(REPORTED_DONE, since) >= n, 60 + n, f"{n} Flowbin runs")
         elapsed = time.perf_counter() - started
         complete = self.count({JobStatus.COMPLETE}, since, id_prefix=f"{batch}-")
         assert complete == n, f"only {complete} of {n} Flowbin runs completed"

@@ -39,11 +39,11 @@ class Settings:
     max_step_attempts: int = 3
     # Seconds a sync run (flow/run_binary_sync) may take before it is stopped with a 504.
     sync_timeout: int = 60
-    # Runner processes per API process that execute sync runs (shared/sync_runners.py).
+    # Runner processes per API process that execute sync runs (shared/runs/sync_runners.py).
     sync_runners: int = 2
     worker_concurrency: int = 2
     log_level: str = "INFO"
-    # Completion webhooks and notification emails (shared/deliveries.py). A failed attempt is
+    # Completion webhooks and notification emails (shared/delivery/). A failed attempt is
     # retried after about base * 2**(n-1) seconds (with jitter), never more than cap.
     delivery_retry_base: float = 30.0
     delivery_retry_cap: float = 3600.0

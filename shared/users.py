@@ -80,7 +80,7 @@ def ensure_admin(session: Session, token: str) -> None:
     session.flush()
 
 
-# Every request runs it: a prepared statement (shared/prepared.py).
+# Every request runs it: a prepared statement (shared/store/prepared.py).
 _PRINCIPAL_BY_TOKEN_HASH = Prepared(
     select(User.__table__.c.id, User.__table__.c.username, User.__table__.c.is_admin)
     .join(ApiToken.__table__, ApiToken.__table__.c.user_id == User.__table__.c.id)

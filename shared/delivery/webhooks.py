@@ -132,7 +132,7 @@ def normalize_headers(raw) -> dict[str, str]:
 
 def checked_config(settings: Settings, config: Mapping | None) -> dict | None:
     """A run's ``webhook_config`` as stored with the job, or InvalidRequest (a 400) saying what is
-    wrong: the URL must pass the guard (shared/url_guard.py) and the headers must be headers."""
+    wrong: the URL must pass the guard (url_guard.py) and the headers must be headers."""
     if not config:
         return None
     url = check_url(

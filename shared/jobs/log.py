@@ -38,14 +38,14 @@ def _line_binds(count: int) -> list[dict[str, BindParameter]]:
 @functools.cache
 def _insert_lines(count: int) -> Prepared:
     """The INSERT of ``count`` lines, built once per count: a prepared statement
-    (shared/prepared.py) with the parameters of ``line_params``."""
+    (shared/store/prepared.py) with the parameters of ``line_params``."""
     return Prepared(insert(JobLog.__table__).values(_line_binds(count)))
 
 
 def insert_lines_if(count: int, condition: ColumnElement[bool]) -> Insert:
     """An INSERT of ``count`` lines that inserts nothing unless ``condition`` holds, with the
     parameters of ``line_params``: for a PostgreSQL statement that writes the lines only if its
-    own UPDATE changed a row (shared/execution.py)."""
+    own UPDATE changed a row (shared/engine/statements.py)."""
     lines = values(
         *[column(name, JobLog.__table__.c[name].type) for name in _COLUMNS], name="lines"
     ).data([tuple(row.values()) for row in _line_binds(count)])

@@ -180,7 +180,7 @@ class WebhookSecret(Base):
 
 class Delivery(Base):
     """One notification of a finished job to one receiver (a webhook URL or an email address),
-    attempted until a receiver acknowledges it or the attempts run out (shared/deliveries.py)."""
+    attempted until a receiver acknowledges it or the attempts run out (shared/delivery/)."""
 
     __tablename__ = "deliveries"
 
@@ -233,7 +233,7 @@ class DeliveryAttempt(Base):
 
 
 class RecordReview(Base):
-    """A reviewer's decision on one record that a checkpoint stopped (shared/review.py): the
+    """A reviewer's decision on one record that a checkpoint stopped (shared/review/records.py): the
     fields they corrected (none: reviewed without change). One row per record, updated when
     the record is corrected again."""
 
@@ -259,7 +259,7 @@ class RecordReview(Base):
 
 def with_defaults(model: type[Base], rows: list[dict]) -> list[dict]:
     """``rows`` of ``model``'s table with the Python-side default of every column they leave
-    out, for an INSERT that fills no defaults itself (a prepared statement, shared/prepared.py)."""
+    out, for an INSERT that fills no defaults itself (a prepared statement, prepared.py)."""
     defaults = [
         (column.key, column.default)
         for column in model.__table__.columns

@@ -1,5 +1,5 @@
-"""Prepared statements (shared/prepared.py) on SQLite and PostgreSQL: the same values go in and
-come out as through SQLAlchemy's own execution, and errors look the same."""
+"""Prepared statements (shared/store/prepared.py) on SQLite and PostgreSQL: the same values go in
+and come out as through SQLAlchemy's own execution, and errors look the same."""
 
 from datetime import UTC, datetime, timedelta
 

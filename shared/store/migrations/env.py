@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the caller (shared.migrate), never from a file."""
+"""Alembic environment: the URL comes from the caller (shared.store.migrate), never from a file."""
 
 from alembic import context
 
