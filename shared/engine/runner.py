@@ -166,9 +166,9 @@ class StepRunner:
         kind = (bool(outcome.failed), bool(outcome.checkpoint_failed))
         if not file_ends:
             token = params["next_token"] = new_task_id()
-            # The job's state as of the file's UPDATE: a resume or cancel that runs meanwhile
-            # locks the file row (SELECT ... FOR UPDATE), so either it sees the file advanced
-            # or this sees its new state. A pause committed first stops the file here.
+            # The job's state as of the file's UPDATE. A pause committed first stops the file
+            # here, with no token; a resume then schedules it, or, if the resume could not see
+            # it yet, stalled-step recovery does (shared/engine/recovery.py).
             if self._advance(kind, params, logger) not in RUNNABLE:
                 return None  # the claim was lost meanwhile, or the job may not go on
             return next_step_for(
