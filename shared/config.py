@@ -54,8 +54,11 @@ class Settings:
     # Seconds a worker holds a claimed delivery; a worker that dies mid-attempt loses its claim
     # after this long and the delivery is due again. Keep it well above delivery_timeout.
     delivery_lease: float = 120.0
-    # Comma-separated networks (CIDR) webhooks may target although they are private, loopback
-    # or link-local, e.g. "10.1.0.0/16,127.0.0.1/32". Empty: only public addresses.
+    # Comma-separated networks (CIDR) that webhooks and http steps may reach although they are
+    # private, loopback or link-local, e.g. "10.1.0.0/16,127.0.0.1/32" (shared/url_guard.py).
+    # Empty: only public addresses.
+    allowed_networks: str = ""
+    # The older setting, for webhooks only: still honoured, added to allowed_networks for them.
     webhook_allowed_networks: str = ""
     # SMTP server for notification_emails; empty host: emails fail with a message saying so.
     smtp_host: str = ""

@@ -175,6 +175,9 @@ def stack(request, redis_server_url, tmp_path_factory):
         redis_url=f"{redis_server_url}/{REDIS_DB[backend]}",
         default_step_timeout=60,
         visibility_timeout=300,
+        # The http step tests' services listen on 127.0.0.1; other loopback addresses stay
+        # refused, which the guard's tests use.
+        allowed_networks="127.0.0.1/32",
     )
     settings.data_dir.mkdir(parents=True)
     tokens = {}

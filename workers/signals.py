@@ -1,13 +1,20 @@
-"""Worker process signals."""
+"""Worker and beat process signals."""
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, worker_process_init
 
 from shared.store.db import forget_connections
+from workers import log_filters
 
 
 @worker_process_init.connect
 def _fresh_connections(**_kwargs) -> None:
     # A prefork child must not share the parent's pooled database connections.
     forget_connections()
+
+
+@after_setup_logger.connect
+def _quiet_periodic_tasks(**_kwargs) -> None:
+    # Pool children inherit the filters installed here, in the worker's main process.
+    log_filters.install()

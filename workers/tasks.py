@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from billiard import common as billiard_common
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from shared.engine.publication import confirm_published
 from shared.engine.recovery import recover_stalled_steps
 from shared.engine.runner import StepRunner
 from shared.engine.scheduling import StepCall
@@ -13,6 +15,12 @@ from shared.runs.compile import run_compile
 from workers.app import worker_settings
 from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
 from workers.publisher import publish_step, publish_steps
+
+# True once this pool process has been told to stop: billiard turns the SIGTERM (a worker that
+# lost the broker cancels the steps it can no longer ack; a cold shutdown) into a SystemExit
+# wherever the process is, and a UDF, or the flow runtime's per-record error handling, may catch
+# it as an error of the step's records. Older billiards lack it; they never say so.
+_terminating = getattr(billiard_common, "terminate_handler_fired", lambda: False)
 
 # A store that is briefly unreachable (a restarted PostgreSQL, SQLite busy past its timeout)
 # raises OperationalError. The step's message is sent again, with the same task id (the fencing
@@ -30,7 +38,9 @@ STORE_RETRIES = 8
     retry_jitter=True,
 )
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
-    runner = StepRunner(worker_settings(), passthrough=(SoftTimeLimitExceeded,))
+    runner = StepRunner(
+        worker_settings(), passthrough=(SoftTimeLimitExceeded,), terminating=_terminating
+    )
     following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))
     if following is not None:
         # Published only after the step's outcome committed: a pause or cancel that landed
@@ -45,7 +55,11 @@ def compile_flow(self, job_id: str) -> None:
 
 @shared_task(name=RECOVER_STALLED, bind=True)
 def recover_stalled(self) -> int:
-    """Beat: give steps whose claim lapsed (dead worker, hard time limit) a fresh start."""
-    steps = recover_stalled_steps(worker_settings())
-    publish_steps(self.app, steps)
-    return len(steps)
+    """Beat: give steps whose claim lapsed (dead worker, hard time limit), and the steps of a
+    job whose sender died before publishing them, a fresh start."""
+    settings = worker_settings()
+    work = recover_stalled_steps(settings)
+    publish_steps(self.app, work.publish)
+    # Only once every step is out: a round that dies before leaves the marks for a later one.
+    confirm_published(settings.sql_url, work.confirm)
+    return len(work.publish)

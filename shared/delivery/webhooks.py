@@ -24,9 +24,9 @@ import requests
 
 from shared.config import Settings
 from shared.delivery.store import AttemptResult, Claim
-from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
 from shared.states import FAILED_OR_CANCELLED, JobStatus
+from shared.url_guard import BlockedUrl, Resolver, UrlGuard, parse_networks, resolve
 
 SIGNATURE_HEADER = "X-Flowbin-Signature"
 TIMESTAMP_HEADER = "X-Flowbin-Timestamp"
@@ -130,22 +130,30 @@ def normalize_headers(raw) -> dict[str, str]:
     return headers
 
 
+def guard(settings: Settings, resolver: Resolver = resolve) -> UrlGuard:
+    """The URL guard for webhooks: the networks of FLOWBIN_ALLOWED_NETWORKS and, for webhooks
+    only, those of the older FLOWBIN_WEBHOOK_ALLOWED_NETWORKS. A bad entry is a ValueError."""
+    return UrlGuard(
+        parse_networks(settings.allowed_networks)
+        + parse_networks(settings.webhook_allowed_networks, "FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"),
+        resolver,
+        setting="FLOWBIN_ALLOWED_NETWORKS (or FLOWBIN_WEBHOOK_ALLOWED_NETWORKS)",
+    )
+
+
 def checked_config(settings: Settings, config: Mapping | None) -> dict | None:
     """A run's ``webhook_config`` as stored with the job, or InvalidRequest (a 400) saying what is
-    wrong: the URL must pass the guard (url_guard.py) and the headers must be headers."""
+    wrong: the URL must pass the guard (shared/url_guard.py) and the headers must be headers."""
     if not config:
         return None
-    url = check_url(
-        config.get("url"), parse_networks(settings.webhook_allowed_networks), field=f"{FIELD}.url"
-    )
+    url = guard(settings).check_url(config.get("url"), field=f"{FIELD}.url")
     return {"url": url, "headers": normalize_headers(config.get("headers"))}
 
 
-def attempt(
-    settings: Settings, claim: Claim, session: requests.Session | None = None
-) -> AttemptResult:
-    """POST the delivery once. Any 2xx acknowledges it; every other answer, a timeout or an
-    unreachable receiver is a failed attempt. Never raises: every failure is in the result."""
+def attempt(settings: Settings, claim: Claim, *, resolver: Resolver = resolve) -> AttemptResult:
+    """POST the delivery once, through the URL guard (``resolver`` is the lookup it uses). Any
+    2xx acknowledges it; every other answer, a refused address, a timeout or an unreachable
+    receiver is a failed attempt. Never raises: every failure is in the result."""
     started = time.monotonic()
 
     def result(delivered: bool, status_code: int | None = None, error: str = "") -> AttemptResult:
@@ -153,13 +161,8 @@ def attempt(
         return AttemptResult(delivered, elapsed, status_code, error[:2000])
 
     try:
-        # Again at send time: the host may resolve elsewhere than when the run was submitted.
-        check_url(
-            claim.target, parse_networks(settings.webhook_allowed_networks), field="webhook URL"
-        )
-    except BlockedUrl as error:
-        return result(False, error=f"not sent: {error.msg}")
-    except ValueError as error:  # a bad FLOWBIN_WEBHOOK_ALLOWED_NETWORKS
+        webhook_guard = guard(settings, resolver)
+    except ValueError as error:  # a bad FLOWBIN_ALLOWED_NETWORKS or FLOWBIN_WEBHOOK_...
         return result(False, error=str(error))
     body = encode(claim.payload)
     timestamp = int(time.time())
@@ -173,21 +176,24 @@ def attempt(
     }
     if claim.secret:
         headers[SIGNATURE_HEADER] = sign(claim.secret, timestamp, body)
-    http = session or requests.Session()
-    # Proxy variables are ignored: the guard judged the receiver's address, not a proxy's.
-    http.trust_env = False
     try:
-        # No redirects: a 3xx is not an acknowledgement (seed 001), and following one could
-        # lead past the guard to an address it would refuse.
-        with http.post(
-            claim.target,
-            data=body,
-            headers=headers,
-            timeout=(settings.delivery_timeout, settings.delivery_timeout),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
+        # The guard checks the address when the connection opens, so a host that resolves
+        # elsewhere than when the run was submitted is judged on where it points now. No
+        # redirects: a 3xx is not an acknowledgement (seed 001).
+        with (
+            webhook_guard.session() as http,
+            http.post(
+                claim.target,
+                data=body,
+                headers=headers,
+                timeout=(settings.delivery_timeout, settings.delivery_timeout),
+                allow_redirects=False,
+                stream=True,
+            ) as response,
+        ):
             code = response.status_code
+    except BlockedUrl as error:
+        return result(False, error=f"not sent: webhook URL: {error.reason}")
     except requests.Timeout as error:
         phase = (
             "connecting" if isinstance(error, requests.ConnectTimeout) else "waiting for an answer"
@@ -197,9 +203,6 @@ def attempt(
         return result(False, error=f"could not connect: {_root_cause(error)}")
     except requests.RequestException as error:
         return result(False, error=f"{type(error).__name__}: {error}")
-    finally:
-        if session is None:
-            http.close()
     if 200 <= code < 300:
         return result(True, code)
     return result(False, code, f"the receiver answered HTTP {code}; only a 2xx acknowledges")

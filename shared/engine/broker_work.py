@@ -5,12 +5,15 @@ Every service that changes jobs (submit, compile, pause, resume, cancel, retry, 
 decides in the store and returns a ``BrokerWork``; the caller applies it through its
 ``Publisher`` after the commit. The store is the authority: the broker side only makes a change
 take effect sooner, so a lost revoke is harmless and a lost publish is repaired by resuming or
-retrying again (and a submitted job whose first steps cannot be published fails at once).
+retrying again (and a submitted job whose first steps cannot be published fails at once). A
+submit and a recovery round also mark their jobs until their steps are sent (``confirm``): one
+that dies before it has published is repaired by recovery (shared/engine/publication.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from shared.engine.scheduling import NextStep
@@ -24,9 +27,13 @@ class BrokerWork:
     drop: list[str] = field(default_factory=list)  # queued steps to discard, by task id
     deliver_now: bool = False  # run a delivery round now instead of at beat's next tick
     affected: int = 0  # jobs the operation changed
+    # Jobs marked unpublished by this operation, with the mark to clear once ``publish`` is
+    # sent (shared/engine/publication.py: confirm_published).
+    confirm: dict[str, datetime] = field(default_factory=dict)
 
     def add(self, other: BrokerWork) -> None:
         self.publish += other.publish
+        self.confirm.update(other.confirm)
         self.compile += other.compile
         self.terminate += other.terminate
         self.drop += other.drop

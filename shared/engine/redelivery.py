@@ -3,17 +3,18 @@
 Most such messages are stale or duplicated (a resume or retry minted a fresh token) and do
 nothing. Two are not: a message refused only by the attempt cap fails its file, and the
 redelivery of a step whose worker died after committing it does what that worker would have
-done next (publish the next step, or end the job)."""
+done next (publish the next step, under a fresh token, or end the job)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.config import Settings
 from shared.engine.endings import fail_file, finish_job_if_done
 from shared.engine.scheduling import NextStep, StepCall, next_step_for
 from shared.engine.snapshot import JobSnapshot
 from shared.flow.binary import CompiledBinary
+from shared.jobs.ids import new_task_id
 from shared.jobs.log import JobLogger
 from shared.states import RUNNABLE, FileStatus
 from shared.store.db import connection_scope, session_scope
@@ -73,4 +74,22 @@ def handle_refused(
         return None
     if row.job_status not in RUNNABLE or not row.next_task_id:
         return None
-    return next_step_for(settings, job, binary, call.file_index, row.next_step, row.next_task_id)
+    # That worker may have published the next step before it died (only its ack was lost):
+    # a second message with the stored token would claim the file again while the first runs
+    # (a claim also matches claimed_by). A fresh token retires whichever message was sent.
+    token = new_task_id()
+    with connection_scope(settings.sql_url) as conn:
+        swapped = conn.execute(
+            update(JobFile)
+            .where(
+                JobFile.job_id == job.id,
+                JobFile.file_index == call.file_index,
+                JobFile.next_step == row.next_step,
+                JobFile.status == FileStatus.PENDING,
+                JobFile.next_task_id == row.next_task_id,
+            )
+            .values(next_task_id=token)
+        ).rowcount
+    if swapped != 1:
+        return None  # its next step was claimed (or the file moved on) meanwhile
+    return next_step_for(settings, job, binary, call.file_index, row.next_step, token)

@@ -16,11 +16,13 @@ commit. So:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from shared import url_guard
 from shared.config import Settings
 from shared.drive import write_atomic
 from shared.engine import statements
@@ -41,14 +43,23 @@ from shared.store.db import connection_scope, statement_scope
 class StepRunner:
     """Runs one StepCall against the store. ``passthrough`` exceptions (the worker's soft time
     limit) become a failure of the step's records, never swallowed by UDF error handling.
+    ``terminating()`` says whether this process has been told to stop (its worker's pool
+    signals a SIGTERM as a SystemExit, which a UDF or the per-record error handling may have
+    caught as the step's own error): then nothing the step did is recorded.
 
     The hot path costs two writes: the claim (one conditional UPDATE, which the first time a
     worker process sees a job also reads the job's snapshot) and the advance (the file's UPDATE
     and the log lines; plus the job's ending when it comes)."""
 
-    def __init__(self, settings: Settings, passthrough: tuple[type[BaseException], ...] = ()):
+    def __init__(
+        self,
+        settings: Settings,
+        passthrough: tuple[type[BaseException], ...] = (),
+        terminating: Callable[[], bool] = lambda: False,
+    ):
         self.settings = settings
         self.passthrough = passthrough
+        self.terminating = terminating
 
     def run(self, call: StepCall) -> NextStep | None:
         # The snapshot read, the claim and the job's first transition each stand alone.
@@ -128,6 +139,7 @@ class StepRunner:
             runtime_config=dict((job.settings or {}).get("runtime_config") or {}),
             log=logger.log,
             log_to_timeline=job.log_to_timeline,
+            url_guard=url_guard.UrlGuard(url_guard.parse_networks(self.settings.allowed_networks)),
         )
         try:
             outcome = runtime.run_step(
@@ -144,6 +156,11 @@ class StepRunner:
                 records=failed,
                 failed=sum(1 for new, old in zip(failed, records, strict=True) if new is not old),
             )
+        if self.terminating():
+            # Stopped mid-step (its worker lost the broker and cancels the steps it cannot ack,
+            # or a cold shutdown): the records may hold the exit as an error of their own.
+            # Nothing is written; the claim stays, and the message comes back to run it again.
+            raise SystemExit("the worker stopped this step's process")
         records = outcome.records
         write_atomic(
             step_output_file(self.settings, job, binary, call.step_index, file_name),

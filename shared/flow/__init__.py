@@ -6,5 +6,6 @@ sync runs call ``runtime.run_steps`` in runner processes (``shared.runs.sync_run
 ``composition`` turns Metaflow and Flows binaries into one list of steps; ``output_schema`` is a
 run's modify_output_schema. ``step_types`` holds each step type (its params check and what it does
 to a record), and ``step_types.registry`` is the one table the compiler and the runtime use.
-Imports nothing of Flowbin's outside ``shared.flow`` but ``shared.errors``.
+Imports nothing of Flowbin's outside ``shared.flow`` but ``shared.errors`` and
+``shared.url_guard`` (the http step calls out through it).
 """

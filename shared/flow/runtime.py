@@ -26,6 +26,7 @@ from shared.flow.records import (
 )
 from shared.flow.step_types import registry
 from shared.flow.step_types.env import StepEnv
+from shared.url_guard import UrlGuard
 
 __all__ = [
     "StepContext",
@@ -47,13 +48,16 @@ def _no_log(level: str, message: str) -> None:
 class StepContext:
     """The job a step runs for. ``log(level, message)`` writes to the job's log; UDF log lines
     reach it only when ``log_to_timeline`` is true. ``inputs`` holds the input files' content by
-    file_index when a run keeps them in memory (a sync run) instead of on the drive."""
+    file_index when a run keeps them in memory (a sync run) instead of on the drive.
+    ``url_guard`` carries the networks the operator allowed to the steps that call URLs (the
+    caller reads the settings: the flow package reads none); by default public addresses only."""
 
     job_id: str
     runtime_config: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str, str], None] = _no_log
     log_to_timeline: bool = False
     inputs: Mapping[int, bytes] = field(default_factory=dict)
+    url_guard: UrlGuard = field(default_factory=UrlGuard)
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def run_step(
                 _log_to_timeline=context.log_to_timeline,
             ),
             input_data=context.inputs.get(record.get("file_index")),
+            url_guard=context.url_guard,
         )
         try:
             results = _process(env, record)

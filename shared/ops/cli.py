@@ -110,6 +110,11 @@ def create_token_command(username: str, label: str) -> None:
     default=None,
     help="The Procfile to run (default: ./Procfile, else the checkout's).",
 )
-def up_command(concurrency: int | None, procfile: Path | None) -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Print every process's output on the console too, not only in <data dir>/logs.",
+)
+def up_command(concurrency: int | None, procfile: Path | None, verbose: bool) -> None:
     """Run the whole stack (API, workers, beat, Flower, embedded Redis) until Ctrl-C."""
-    sys.exit(stack.up(_settings(), procfile=procfile, concurrency=concurrency))
+    sys.exit(stack.up(_settings(), procfile=procfile, concurrency=concurrency, verbose=verbose))

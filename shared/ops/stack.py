@@ -2,11 +2,14 @@
 
 The order matters: the database and the admin come first (the API needs them), Redis next (every
 process needs it), then the Procfile's processes under honcho. On Ctrl-C or SIGTERM honcho stops
-its children first and Redis last, so workers can still requeue or finish their work.
+its children first and Redis last, so workers can still requeue or finish their work. If this
+process is killed instead, its reaper (shared/ops/reaper.py) stops them. The console shows a line
+per process started or stopped; each process's output goes to its log file (process_logs.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -16,15 +19,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
+from honcho.process import Popen, Process
 
 from shared import users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.errors import NotFound
+from shared.ops import reaper
 from shared.ops.embedded_redis import EmbeddedRedis
+from shared.ops.process_logs import ProcessLogs
 from shared.store import db, migrate
 
 ADMIN_TOKEN_FILE = "admin_token"
+LOGS_FOLDER = "logs"
 
 
 def find_procfile(explicit: Path | None = None) -> Path:
@@ -144,15 +151,21 @@ def banner(settings: Settings, admin_token: str, redis_url: str) -> str:
             f"Flower: {found.flower} (user {settings.flower_user}, password: {password})",
             f"Redis: {_without_password(redis_url)}",
             f"Data folder: {settings.data_dir.resolve()}",
+            f"Process logs: {(settings.data_dir / LOGS_FOLDER).resolve()}/<process>.log",
             "Press Ctrl-C to stop.",
         ]
     )
 
 
 class _StackManager(Manager):
-    """honcho's Manager, noting whether the stop was asked for (a signal) or a child died."""
+    """honcho's Manager, noting whether the stop was asked for (a signal) or a child died, and
+    telling the reaper about each process it starts."""
 
     stop_requested = False
+
+    def __init__(self, printer: ProcessLogs, watcher: reaper.Reaper | None):
+        super().__init__(printer)
+        self._process_ctor = functools.partial(_WatchedProcess, watcher=watcher)
 
     def _start(self) -> None:
         # loop() installs honcho's SIGINT/SIGTERM handlers just before calling _start: wrap them.
@@ -167,6 +180,23 @@ class _StackManager(Manager):
         super()._start()
 
 
+class _WatchedProcess(Process):
+    """honcho's runner of one process (a forked copy of `flowbin up`), telling the reaper the
+    session of the process it starts."""
+
+    def __init__(self, *args, watcher: reaper.Reaper | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._watcher = watcher
+        self._child_ctor = self._start_watched
+
+    def _start_watched(self, cmd, **kwargs) -> Popen:
+        child = Popen(cmd, **kwargs)  # honcho's: in a session of its own
+        if self._watcher is not None:
+            self._watcher.watch(child.pid)
+            self._watcher.forget()
+        return child
+
+
 class _Stop(Exception):
     """SIGTERM before honcho takes over: unwind like Ctrl-C so Redis is stopped too."""
 
@@ -175,7 +205,13 @@ def _raise_stop(signum, frame) -> None:
     raise _Stop()
 
 
-def up(settings: Settings, *, procfile: Path | None = None, concurrency: int | None = None) -> int:
+def up(
+    settings: Settings,
+    *,
+    procfile: Path | None = None,
+    concurrency: int | None = None,
+    verbose: bool = False,
+) -> int:
     """Run the whole stack until Ctrl-C or SIGTERM; 0 on a requested stop."""
     procfile = find_procfile(procfile)
     commands = load_procfile(procfile)
@@ -183,15 +219,20 @@ def up(settings: Settings, *, procfile: Path | None = None, concurrency: int | N
         settings = replace(settings, worker_concurrency=concurrency)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_stop)
     embedded: EmbeddedRedis | None = None
+    printer = ProcessLogs(settings.data_dir / LOGS_FOLDER, verbose=verbose)
+    # Stops what this process starts if it dies without stopping it (a SIGKILL).
+    watcher = reaper.Reaper.start() if reaper.available() else None
     try:
         admin_token = bootstrap(settings)
         redis_url = settings.redis_url
         if not redis_url:
             embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+            if watcher is not None:
+                watcher.watch(embedded.process.pid)  # started in a session of its own
             redis_url = embedded.url
         env = child_environment(settings, redis_url, admin_token)
         print(banner(settings, admin_token, redis_url), flush=True)
-        manager = _StackManager()
+        manager = _StackManager(printer, watcher)
         for name, command in commands.items():
             # Run from the Procfile's folder, as `honcho start` does, so a checkout imports.
             manager.add_process(name, command, env=env, cwd=str(procfile.parent))
@@ -208,5 +249,6 @@ def up(settings: Settings, *, procfile: Path | None = None, concurrency: int | N
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if embedded is not None:
             embedded.stop()
+        printer.close()
         signal.signal(signal.SIGTERM, previous_sigterm)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,6 +1,8 @@
 """Submitting flow runs: validate the request, snapshot the binary, prepare the output folder,
 record the job and its files, and return the first step of every file for the caller to publish
-once the records are committed."""
+once the records are committed. The job is recorded marked unpublished; the caller clears the
+mark once its steps are sent, and a caller that dies before is repaired by stalled-step
+recovery (shared/engine/publication.py)."""
 
 from __future__ import annotations
 
@@ -71,7 +73,8 @@ def create_run(
     settings: Settings, principal: Principal, request: RunRequest
 ) -> tuple[Job, BrokerWork]:
     """Check the request, prepare the output folder and record the job and its files; the
-    caller publishes the first steps once this returns (the records are committed)."""
+    caller publishes the first steps once this returns (the records are committed), then
+    confirms them sent with ``confirm_published(work.confirm)``."""
     job_id = new_job_id(request.job_id)
     # Checked before anything touches the output folder, with a read of its own; the write
     # transaction comes last, so the file work does not hold SQLite's write lock (a racing
@@ -114,6 +117,7 @@ def create_run(
     if run.save_binary_to_output:
         write_atomic(output.real / binary_file.real.name, data)
 
+    recorded_at = datetime.now(UTC)
     job_row = dict(
         id=job_id,
         owner_id=principal.user_id,
@@ -138,6 +142,9 @@ def create_run(
         trace_id=new_trace_id(),
         num_files=len(inputs),
         num_steps=len(binary.steps),
+        created_at=recorded_at,
+        # In the job's own INSERT: the mark costs no statement of its own.
+        unpublished_since=recorded_at,
     )
     file_rows = [
         dict(
@@ -161,7 +168,9 @@ def create_run(
     # Detached copies of what was inserted, for the caller to read.
     job = Job(**job_row)
     files = [JobFile(**row) for row in file_rows]
-    return job, BrokerWork(publish=steps_for(settings, job, files), affected=1)
+    return job, BrokerWork(
+        publish=steps_for(settings, job, files), affected=1, confirm={job_id: recorded_at}
+    )
 
 
 def _output_root(

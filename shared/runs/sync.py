@@ -31,6 +31,7 @@ from shared.jobs.log import JobLogger
 from shared.runs.sync_runners import RunnerPool, SyncOutcome, SyncWork
 from shared.states import FileStatus, JobKind, JobStatus
 from shared.store.models import Job, JobFile
+from shared.url_guard import UrlGuard, parse_networks
 from shared.users import Principal
 
 MAX_FILES = 5
@@ -109,6 +110,7 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
             binary_data=data,
             files=tuple((item.file_name, item.content) for item in request.files),
             runtime_config=dict(request.runtime_config),
+            url_guard=UrlGuard(parse_networks(settings.allowed_networks)),
         ),
         result_format=request.result_format,
         started_at=datetime.now(UTC),

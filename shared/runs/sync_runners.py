@@ -20,13 +20,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from shared.errors import FlowbinError, Unavailable
 from shared.flow import output_schema, runtime
 from shared.flow.binary import load_binary_cached
+from shared.url_guard import UrlGuard
 
 
 class SyncTimeout(FlowbinError):
@@ -51,6 +52,8 @@ class SyncWork:
     binary_data: bytes
     files: tuple[tuple[str, bytes], ...]
     runtime_config: dict[str, Any]
+    # The networks the operator allowed, for the steps that call URLs (the http step).
+    url_guard: UrlGuard = field(default_factory=UrlGuard)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def run_in_memory(work: SyncWork) -> SyncOutcome:
         runtime_config=dict(work.runtime_config),
         log=lambda level, message: log.append((level, message)),
         inputs={index: content for index, (_, content) in enumerate(work.files)},
+        url_guard=work.url_guard,
     )
     results, files = [], []
     # File by file, so that each file's filtered count is its own.

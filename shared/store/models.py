@@ -84,6 +84,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the API or recovery stores step tokens whose messages it has yet to send, and
+    # cleared by whoever set it once they are sent: a mark older than a grace period means the
+    # sender died in between, and recovery sends those steps (shared/engine/publication.py).
+    unpublished_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at"),

@@ -157,6 +157,9 @@ def stack(tmp_path):
         # Shown by pytest only when the test fails.
         output = log.read_text("utf-8", "replace")
         print(f"--- flowbin up (exit code {process.returncode}) ---\n{output}")
+        for process_log in sorted((tmp_path / "var" / "logs").glob("*.log")):
+            tail = process_log.read_text("utf-8", "replace").splitlines()[-40:]
+            print(f"--- {process_log.name} (last lines) ---", *tail, sep="\n")
 
 
 def api(stack: Stack, method: str, path: str, **kwargs) -> requests.Response:
@@ -310,7 +313,12 @@ def test_readme_walk_through_on_a_fresh_stack(stack):
     assert exit_code == 0
     if HAS_PROC:
         assert len(started) >= 5, started  # at least Redis, the API, a worker, beat and Flower
-        left = sorted(pid for pid in started if running(pid))
-        assert not left, f"`flowbin up` exited and left these processes running: {left}"
+        # Its reaper sees it gone and exits a moment after it (shared/ops/reaper.py).
+        wait_for(
+            lambda: not [pid for pid in started if running(pid)],
+            timeout=10,
+            interval=0.1,
+            message="every process `flowbin up` started to be gone once it exited",
+        )
     for port in (stack.api_port, stack.flower_port, stack.redis_port):
         assert port_is_free(port), f"port {port} still in use after `flowbin up` stopped"

@@ -355,3 +355,98 @@ def test_http_step_posts_from_the_worker_retries_5xx_and_times_out(stack, reques
     assert by_file["c.txt"]["error"].endswith("in step call")
     assert {token for _, token in service.seen} == {"secret"}
     assert done["cur_status"]["run_summary"]["numRuntimeErrors"] == 1
+
+
+class Redirector(BaseHTTPRequestHandler):
+    """Keeps what it gets; a record whose text says "elsewhere" gets a 307 to the server's
+    ``elsewhere`` URL, any other a JSON reply."""
+
+    def do_POST(self):  # noqa: N802 - the name http.server calls
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.seen.append(body["file_name"])
+        redirect = "elsewhere" in body["text"]
+        payload = json.dumps({"length": len(body["text"])}).encode()
+        self.send_response(307 if redirect else 200)
+        if redirect:
+            self.send_header("Location", self.server.elsewhere)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(host: str) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((host, 0), Redirector)
+        server.daemon_threads = True
+        server.seen, server.elsewhere = [], ""
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+        started.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in started:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+GUARDED_FLOW = """
+name: guarded
+steps:
+  - {{id: read, type: extract_text}}
+  - id: call
+    type: http
+    params: {{url: "http://127.0.0.1:{port}/analyze", retries: 0}}
+"""
+
+
+def test_http_step_reaches_only_the_networks_the_operator_allows(stack, request, serve):
+    # The stack allows 127.0.0.1/32; 127.0.0.2 is loopback too, and refused.
+    allowed, refused = serve("127.0.0.1"), serve("127.0.0.2")
+    allowed.elsewhere = f"http://127.0.0.2:{refused.server_address[1]}/stolen"
+    root = project_root(request, "guarded")
+    put_project(stack, root, flow=GUARDED_FLOW.format(port=allowed.server_address[1]))
+    inputs = {"a.txt": b"plain words", "b.txt": b"go elsewhere"}
+    for name, content in inputs.items():
+        stack.upload(f"{root}/data/input/{name}", content)
+    compiled = compile_flow(stack, root)
+    assert compiled["cur_status"]["status"] == "COMPLETE", compiled
+    binary = f"{root}/build/bin/guarded.ibflowbin"
+    refusal = (
+        f"Error <refused to call http://127.0.0.1:{allowed.server_address[1]}/analyze: "
+        "'127.0.0.2' is a loopback address (127.0.0.2)"
+    )
+
+    done, data = run_and_wait(stack, binary, f"{root}/data/input")
+    assert done["cur_status"]["status"] == "COMPLETE", done
+    by_file = results_of(stack, data["output_folder"])
+    assert fields(by_file["a.txt"]) == {"http_response": {"length": 11}}
+    assert by_file["b.txt"]["error"].startswith(refusal)
+    assert by_file["b.txt"]["error"].endswith("in step call")
+
+    # A sync run's runner processes get the same networks.
+    files = [
+        {"file_name": name, "file_content": base64.b64encode(content).decode()}
+        for name, content in inputs.items()
+    ]
+    response = stack.client.post(
+        "/api/v1/flow/run_binary_sync",
+        headers=stack.headers(),
+        data=json.dumps({"binary_path": binary, "files": files}),
+    )
+    assert response.status_code == 200, response.get_json()
+    first, second = response.get_json()["records"]
+    assert first["error"] is None and first["results"] == by_file["a.txt"]["results"]
+    assert second["error"].startswith(refusal)
+    assert sorted(allowed.seen) == ["a.txt", "a.txt", "b.txt", "b.txt"]
+    assert refused.seen == []

@@ -277,11 +277,12 @@ def test_unsafe_webhook_urls_are_refused_when_the_run_is_submitted(notify, url, 
 
 
 def test_loopback_is_refused_unless_the_operator_allows_it(stack):
-    # The plain stack does not set FLOWBIN_WEBHOOK_ALLOWED_NETWORKS.
+    # The plain stack allows 127.0.0.1/32 only (FLOWBIN_ALLOWED_NETWORKS) and does not set
+    # FLOWBIN_WEBHOOK_ALLOWED_NETWORKS.
     body = {
         "binary_path": "alice/any.ibflowbin",
         "input_dir": "alice/in",
-        "settings": {"webhook_config": {"url": "http://127.0.0.1:8000/hook"}},
+        "settings": {"webhook_config": {"url": "http://127.0.0.2:8000/hook"}},
     }
     response = run_async(stack, body)
     assert response.status_code == 400

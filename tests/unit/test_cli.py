@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -26,7 +24,6 @@ from shared.ops.cli import main
 from shared.store.db import session_scope
 from shared.store.models import ApiToken
 from shared.users import authenticate, hash_token
-from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -250,60 +247,6 @@ def test_procfile_defaults_and_flower_refuses_to_run_without_a_password():
     )
     assert result.returncode != 0
     assert b"set FLOWBIN_FLOWER_PASSWORD" in result.stderr
-
-
-# --- flowbin up with stand-in processes: signals and the embedded Redis -------------------------
-
-
-def test_up_stops_cleanly_on_sigterm_with_stand_in_processes(tmp_path):
-    """Not the real stack: two `sleep`s stand in for the Procfile's processes."""
-    fake = tmp_path / "Procfile"
-    fake.write_text('one: echo "redis=$FLOWBIN_REDIS_URL"; exec sleep 60\ntwo: exec sleep 60\n')
-    log = tmp_path / "up.log"
-    env = {
-        **os.environ,
-        "FLOWBIN_DATA_DIR": str(tmp_path / "var"),
-        "FLOWBIN_REDIS_URL": "",
-        "FLOWBIN_DATABASE_URL": "",
-        "FLOWBIN_ADMIN_TOKEN": "",
-        "FLOWBIN_DRIVE_DIR": "",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from shared.ops.cli import main; main()",
-                "up",
-                "--procfile",
-                str(fake),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(
-            lambda: "redis=redis://" in log.read_text(),
-            timeout=30,
-            message="the stand-in process to start",
-        )
-        text = log.read_text()
-        token = re.search(r"^Admin token: (\S+)$", text, re.M).group(1)
-        assert token == (tmp_path / "var" / "admin_token").read_text().strip()
-        port = int(re.search(r"^Redis: redis://127\.0\.0\.1:(\d+)/0$", text, re.M).group(1))
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            # SIGTERM first: a killed `flowbin up` would leave its embedded Redis behind.
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the embedded Redis is still up"
 
 
 def test_compose_file_describes_the_production_shape():

@@ -8,9 +8,9 @@ import pytest
 from shared.config import Settings
 from shared.delivery import emails, webhooks
 from shared.delivery.policy import retry_delay
-from shared.delivery.url_guard import BlockedUrl, check_url, parse_networks
 from shared.errors import InvalidRequest
 from shared.states import JobStatus
+from shared.url_guard import BlockedUrl, check_url, parse_networks
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter_between_half_and_all():
@@ -155,8 +155,22 @@ def test_allowed_networks_open_exactly_those_private_addresses():
     assert check_url("http://[::1]:9/", allowed, resolver=no_dns)
     with pytest.raises(BlockedUrl):
         check_url("http://10.2.0.1/", allowed, resolver=no_dns)
-    with pytest.raises(ValueError, match="FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"):
+    with pytest.raises(ValueError, match="FLOWBIN_ALLOWED_NETWORKS: 'not-a-network'"):
         parse_networks("10.0.0.0/8,not-a-network")
+    with pytest.raises(ValueError, match="FLOWBIN_WEBHOOK_ALLOWED_NETWORKS: 'x'"):
+        parse_networks("x", "FLOWBIN_WEBHOOK_ALLOWED_NETWORKS")
+
+
+def test_webhooks_may_reach_the_general_networks_and_those_of_the_older_setting():
+    both = Settings(allowed_networks="10.1.0.0/16", webhook_allowed_networks="127.0.0.0/8")
+    assert webhooks.guard(both).allowed_networks == (
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("127.0.0.0/8"),
+    )
+    for settings in (Settings(allowed_networks="127.0.0.0/8"), both):
+        assert webhooks.checked_config(settings, {"url": "http://127.0.0.1:1/h"})
+    with pytest.raises(ValueError, match="FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"):
+        webhooks.guard(Settings(webhook_allowed_networks="10.0.0.0/33"))
 
 
 def test_checked_config_normalizes_what_the_job_keeps():

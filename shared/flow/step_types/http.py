@@ -1,11 +1,15 @@
-"""``http``: post the record to an external service and keep its JSON reply in a field."""
+"""``http``: post the record to an external service and keep its JSON reply in a field.
+
+The URL goes through the URL guard (shared/url_guard.py) given in the step's env: public
+addresses only unless the operator allowed the network, judged on the address connected to, and
+each redirect hop (at most ``MAX_REDIRECTS``) judged the same way before anything is sent there.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -13,17 +17,23 @@ from shared.flow.records import RecordError, child_record, to_json_value
 from shared.flow.step_types import param_checks as check
 from shared.flow.step_types.env import Record, StepEnv
 from shared.flow.step_types.step_type import StepType
+from shared.url_guard import BlockedUrl, UrlGuard, split_url
 
 # Keys that stay on this side: a worker's file path means nothing to the service.
 _PRIVATE_KEYS = frozenset({"source_path"})
+# Enough for an http-to-https move and a load balancer's hop; more is a loop or a misconfiguration.
+MAX_REDIRECTS = 5
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     check.keys(params, {"url", "timeout", "retries", "headers", "result_field"}, {"url"})
     url = check.text(params["url"], "url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+    try:
+        # What can be refused without a lookup is refused at compile time; the addresses are
+        # judged when the step runs, against the networks the operator allows then.
+        split_url(url)
+    except BlockedUrl as error:
+        raise ValueError(f"url: {error.reason}") from None
     headers = params.get("headers", {})
     if not isinstance(headers, Mapping) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
@@ -43,14 +53,21 @@ def retry_delay(attempt: int) -> float:
     return min(0.5 * 2 ** (attempt - 1), 5.0)
 
 
-def _attempt(params: Mapping[str, Any], payload: dict[str, Any]) -> tuple[Any, str | None]:
+def _attempt(
+    guard: UrlGuard, params: Mapping[str, Any], payload: dict[str, Any]
+) -> tuple[Any, str | None]:
     """(reply, None) on success, (None, problem) for a failure worth retrying; raises
-    RecordError for one that is not (a 4xx, a reply that is not JSON)."""
+    RecordError for one that is not (a refused address, a 4xx, a reply that is not JSON)."""
     url = params["url"]
     try:
-        response = requests.post(
-            url, json=payload, headers=params["headers"], timeout=params["timeout"]
-        )
+        with guard.session(max_redirects=MAX_REDIRECTS) as http:
+            response = http.post(
+                url, json=payload, headers=params["headers"], timeout=params["timeout"]
+            )
+    except BlockedUrl as exc:
+        raise RecordError(f"refused to call {url}: {exc.reason}") from None
+    except requests.TooManyRedirects:
+        raise RecordError(f"{url} redirected more than {MAX_REDIRECTS} times") from None
     except (requests.ConnectionError, requests.Timeout) as exc:
         return None, f"{type(exc).__name__} from {url}"
     except requests.RequestException as exc:
@@ -73,7 +90,7 @@ def run(env: StepEnv, record: Record) -> list[Record]:
     for attempt in range(attempts):
         if attempt:
             time.sleep(retry_delay(attempt))
-        reply, problem = _attempt(params, payload)
+        reply, problem = _attempt(env.url_guard, params, payload)
         if problem is None:
             fields = {**(record.get("fields") or {}), params["result_field"]: to_json_value(reply)}
             return [child_record(record, fields=fields)]

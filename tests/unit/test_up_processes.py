@@ -1,0 +1,162 @@
+"""`flowbin up` with stand-in processes (a Procfile of shell commands instead of the real
+stack): how it stops, on SIGTERM and when it is killed, and what it shows on its console."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.ops import reaper
+from tests.support import wait_for
+
+pytestmark = pytest.mark.skipif(not reaper.available(), reason="needs /proc (Linux)")
+
+PROCFILE = (
+    'one: echo "redis=$FLOWBIN_REDIS_URL"; echo "one: ERROR something broke"; exec sleep 60\n'
+    # Ignores SIGTERM: only a SIGKILL stops it.
+    "stubborn: trap '' TERM; echo ready; while true; do sleep 1; done\n"
+)
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen
+    console: Path
+    data_dir: Path
+
+    def process_log(self, name: str) -> str:
+        path = self.data_dir / "logs" / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def redis_port(self) -> int:
+        found = re.search(r"^Redis: redis://127\.0\.0\.1:(\d+)/0$", self.console.read_text(), re.M)
+        return int(found.group(1))
+
+
+@pytest.fixture
+def up(tmp_path):
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(PROCFILE)
+    console = tmp_path / "up.log"
+    env = {
+        **os.environ,
+        "FLOWBIN_DATA_DIR": str(tmp_path / "var"),
+        "FLOWBIN_REDIS_URL": "",
+        "FLOWBIN_DATABASE_URL": "",
+        "FLOWBIN_ADMIN_TOKEN": "",
+        "FLOWBIN_DRIVE_DIR": "",
+    }
+    command = [sys.executable, "-c", "from shared.ops.cli import main; main()"]
+    with console.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "up", "--procfile", str(procfile)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Up(process, console, tmp_path / "var")
+    started: set[int] = set()
+    try:
+        wait_for(
+            lambda: (
+                "redis=redis://" in running.process_log("one")
+                and "ready" in running.process_log("stubborn")
+            ),
+            timeout=30,
+            message="the stand-in processes to start",
+        )
+        started = descendants(process.pid)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        # Whatever a failed test left behind must not outlive it.
+        for pid in [pid for pid in started if alive(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc."""
+    children: dict[int, set[int]] = defaultdict(set)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        children[parent].add(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children[todo.pop()] - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_stops_every_process_and_the_embedded_redis(up):
+    text = up.console.read_text()
+    token = re.search(r"^Admin token: (\S+)$", text, re.M).group(1)
+    assert token == (up.data_dir / "admin_token").read_text().strip()
+    port = up.redis_port()
+    started = descendants(up.process.pid)
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=30) == 0, up.console.read_text()
+    # honcho SIGKILLs what ignores its SIGTERM; nothing is left to the reaper.
+    wait_for(lambda: not [p for p in started if alive(p)], timeout=30, message="the stack to stop")
+    assert not port_open(port), "the embedded Redis is still up"
+
+
+def test_a_killed_flowbin_up_leaves_nothing_running(up):
+    port = up.redis_port()
+    # The reaper, Redis, and each process with its honcho runner.
+    started = {pid for pid in descendants(up.process.pid) if alive(pid)}
+    assert len(started) >= 6, started
+    up.process.kill()  # no handler runs: only the reaper can stop the stack now
+    up.process.wait()
+    # The stubborn process goes only at the reaper's SIGKILL, after its grace period.
+    wait_for(
+        lambda: not [pid for pid in started if alive(pid)],
+        timeout=reaper.GRACE_SECONDS + 30,
+        message="every process of the killed stack to stop",
+    )
+    assert not port_open(port), "the embedded Redis is still up"
+
+
+def test_the_console_shows_a_line_per_process_and_errors_the_rest_goes_to_its_log(up):
+    console = up.console.read_text()
+    assert re.search(r"system\s*\| one started \(pid=\d+\)", console), console
+    assert re.search(r"system\s*\| stubborn started \(pid=\d+\)", console), console
+    assert "redis=redis://" not in console  # a process's ordinary output stays in its log
+    log_path = up.data_dir / "logs" / "one.log"
+    assert f"one: one: ERROR something broke (more in {log_path})" in console
+    assert "redis=redis://" in up.process_log("one")
+    assert "Process logs: " in console
