@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from shared.ops.embedded_redis import EmbeddedRedis
+from shared.ops.embedded_redis import EmbeddedRedis, free_port
 from shared.store.db import engine_for
 from tests.chaos.support import CHAOS_APPLICATION, assert_no_overlap, report, runs_in
 from tests.support import wait_for
@@ -33,7 +33,10 @@ def test_a_redis_restart_mid_run_loses_no_step(chaos, tmp_path):
     ones come back from the append-only file, the unacked ones once the visibility timeout has
     passed (kombu sweeps them on reconnecting, then every ~100 s). A submit while Redis is down
     is refused with a 503 and its job failed, not left queued."""
-    server = EmbeddedRedis(tmp_path / "redis").start()
+    # A port the OS picks, not the embedded Redis's usual one: while this server is down,
+    # another Redis starting elsewhere would take the usual one, and this one must come back on
+    # its own port.
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(None)).start()
     try:
         lane = chaos.lane_on(f"{server.base_url}/0", visibility_timeout=VISIBILITY)
         control = chaos.control("runs")
