@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.errors import FlowbinApi, register_error_handlers
+from api.openapi import OperationLinks, null_or_nested
 from shared.config import Settings
 from workers.app import create_celery_app
 from workers.publisher import CeleryPublisher
@@ -26,22 +27,31 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         JSON_SORT_KEYS=False,
+        # Every operation needs a token; health says it does not (api/resources/health.py).
+        API_SPEC_OPTIONS={"security": [{"bearerAuth": []}]},
     )
     app.json.sort_keys = False
     # The API only publishes to the broker; tasks run in worker processes. This is the one
     # place the API meets workers/: views reach the broker through the publisher.
     celery = app.extensions["flowbin.celery"] = create_celery_app(settings)
     app.extensions["flowbin.publisher"] = CeleryPublisher(celery, settings.delivery_interval)
-    api = FlowbinApi(app)
+    links = OperationLinks()
+    api = FlowbinApi(app, spec_kwargs={"extra_plugins": [links]})
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.ma_plugin.converter.add_attribute_function(null_or_nested)
 
     from api.resources import compile, deliveries, drive, health, jobs, review, runs
+
+    # Before the drive's routes are registered: their rules and their spec use it.
+    app.url_map.converters["drive_path"] = drive.DrivePathConverter
+    api.register_converter(drive.DrivePathConverter, drive.path_parameter_schema)
 
     for module in (health, drive, compile, runs, jobs, deliveries, review):
         api.register_blueprint(module.blp)
     from api.resources import sync
 
     api.register_blueprint(sync.blp)
+    links.add_links()
     register_error_handlers(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import marshmallow as ma
 from flask import jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
@@ -46,7 +47,16 @@ def _describe(messages, prefix: str = "", top: bool = True) -> list[str]:
     return [f"{prefix}: {messages}" if prefix else str(messages)]
 
 
+class ErrorSchema(ma.Schema):
+    """The body of every error answer, as the spec shows it."""
+
+    status = ma.fields.String(metadata={"enum": ["ERROR"]})
+    msg = ma.fields.String(metadata={"description": "what is wrong and how to fix it"})
+
+
 class FlowbinApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") or data.get("errors")

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import marshmallow as ma
 from marshmallow import fields, validate
+from webargs.fields import DelimitedList
 
+from api.fields import MAX_OFFSET, MAX_UNIX_SECONDS, Text
+from shared.jobs.listing import REVIEW_STATES
 from shared.runs.control import RETRY_TYPES
+from shared.states import LIST_STATE_FILTER
 
 
-class CommaList(fields.Field):
-    """The seed's comma-separated lists (``state=COMPLETE,FAILED``)."""
+class CommaList(DelimitedList):
+    """The seed's comma-separated lists (``state=COMPLETE,FAILED``), loaded as a tuple; blanks
+    around a value and empty values are ignored. A DelimitedList, so the spec shows an array
+    sent comma-separated (``style: form``, ``explode: false``)."""
+
+    def __init__(self, choices=None, **kwargs):
+        # Each value one of ``choices`` (an enum in the spec), if given; else any string.
+        item = Text()
+        if choices:
+            one_of = validate.OneOf(sorted(choices), error="{input!r} is not one of {choices}")
+            item = fields.String(validate=one_of)
+        # Empty when left out; the spec says so as an array (webargs would show "").
+        kwargs.setdefault("load_default", ())
+        kwargs["metadata"] = {"default": [], **kwargs.get("metadata", {})}
+        super().__init__(item, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ma.ValidationError("must be a comma-separated list")
-        return tuple(part.strip() for part in value.split(",") if part.strip())
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        return tuple(fields.List._deserialize(self, parts, attr, data, **kwargs))
 
 
 class Query(ma.Schema):
@@ -23,7 +41,7 @@ class Query(ma.Schema):
 
 
 class JobIdArgs(Query):
-    job_id = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    job_id = Text(required=True, validate=validate.Length(min=1, max=50))
 
 
 class RetryArgs(JobIdArgs):
@@ -31,36 +49,40 @@ class RetryArgs(JobIdArgs):
 
 
 class TimeWindowArgs(Query):
-    from_timestamp = fields.Float(load_default=None, validate=validate.Range(min=0))
-    to_timestamp = fields.Float(load_default=None, validate=validate.Range(min=0))
+    from_timestamp = fields.Float(
+        load_default=None, validate=validate.Range(min=0, max=MAX_UNIX_SECONDS)
+    )
+    to_timestamp = fields.Float(
+        load_default=None, validate=validate.Range(min=0, max=MAX_UNIX_SECONDS)
+    )
 
 
 class BulkArgs(TimeWindowArgs):
-    user = fields.String(load_default=None)
-    tags = CommaList(load_default=())
+    user = Text(load_default=None)
+    tags = CommaList()
 
 
 class ListArgs(TimeWindowArgs):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    state = CommaList(load_default=())
-    user = fields.String(load_default=None)
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+    state = CommaList(LIST_STATE_FILTER)
+    user = Text(load_default=None)
     priority = fields.Integer(load_default=None, validate=validate.Range(min=0, max=9))
-    tags = CommaList(load_default=())
-    pipeline_ids = CommaList(load_default=())
-    review_state = CommaList(load_default=())
-    job_id = fields.String(load_default=None)
-    job_ids = CommaList(load_default=())
-    reviewer = fields.String(load_default=None)
+    tags = CommaList()
+    pipeline_ids = CommaList()
+    review_state = CommaList(REVIEW_STATES)
+    job_id = Text(load_default=None)
+    job_ids = CommaList()
+    reviewer = Text(load_default=None)
 
 
 class TagsArgs(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    job_id = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    job_id = Text(required=True, validate=validate.Length(min=1, max=50))
     names = fields.List(
-        fields.String(validate=validate.Length(min=1, max=100)), load_default=None, allow_none=True
+        Text(validate=validate.Length(min=1, max=100)), load_default=None, allow_none=True
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from api.fields import MAX_INT32, Text
 from shared.states import REVIEW_CLOSING
+from shared.users import USERNAME
 
 JOB_ID = validate.Length(min=1, max=50)
 
@@ -14,7 +16,7 @@ class ReviewJobArgs(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    job_id = fields.String(required=True, validate=JOB_ID)
+    job_id = Text(required=True, validate=JOB_ID)
 
 
 class StrictBody(ma.Schema):
@@ -23,9 +25,13 @@ class StrictBody(ma.Schema):
 
 
 class CorrectArgs(StrictBody):
-    job_id = fields.String(required=True, validate=JOB_ID)
-    file_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    record_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    job_id = Text(required=True, validate=JOB_ID)
+    file_index = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=MAX_INT32)
+    )
+    record_index = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=MAX_INT32)
+    )
     # Last in the class: below this line `fields` in the class body is this field, not the
     # marshmallow module.
     fields = fields.Dict(
@@ -40,16 +46,17 @@ class CorrectArgs(StrictBody):
 
 
 class AssignArgs(StrictBody):
-    job_id = fields.String(required=True, validate=JOB_ID)
-    reviewer = fields.String(
+    job_id = Text(required=True, validate=JOB_ID)
+    reviewer = Text(
         required=True,
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "username of an existing user"},
+        # Shown, not checked here: the store's "no user" says more than a pattern's refusal.
+        metadata={"description": "username of an existing user", "pattern": USERNAME.pattern},
     )
 
 
 class CloseArgs(StrictBody):
-    job_id = fields.String(required=True, validate=JOB_ID)
+    job_id = Text(required=True, validate=JOB_ID)
     state = fields.String(load_default="COMPLETED", validate=validate.OneOf(REVIEW_CLOSING))
 
 

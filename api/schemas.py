@@ -5,6 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from api.fields import MAX_INT32, MAX_OFFSET, DrivePath, Text
+from shared.jobs.ids import JOB_ID
+
 JOB_TYPES = ("flow", "refiner", "job", "async", "group")
 
 
@@ -14,11 +17,11 @@ class StrictSchema(ma.Schema):
 
 
 class CompileArgs(StrictSchema):
-    flow_project_root = fields.String(required=True, validate=validate.Length(min=1))
+    flow_project_root = DrivePath(required=True, validate=validate.Length(min=1))
     binary_type = fields.String(
         required=True, validate=validate.OneOf(("Single Flow", "Metaflow", "Flows"))
     )
-    predefined_binary_path = fields.String(load_default=None, allow_none=True)
+    predefined_binary_path = DrivePath(load_default=None, allow_none=True)
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
 
@@ -28,7 +31,15 @@ class JobIdResponse(ma.Schema):
 
 
 class WebhookConfig(StrictSchema):
-    url = fields.String(required=True)
+    url = fields.String(
+        required=True,
+        # What shared/url_guard.py checks first, as a pattern: a scheme (any case) and a host.
+        validate=validate.Regexp(
+            r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]",
+            error="only http and https URLs with a host can be called (http://host/...)",
+        ),
+        metadata={"description": "public addresses only, unless the operator allows more"},
+    )
     headers = fields.Raw(load_default=None)
 
 
@@ -37,8 +48,11 @@ class RuntimeConfig(ma.Schema):
         # The runtime config also carries the flow's own arguments.
         unknown = ma.INCLUDE
 
-    log_prefix = fields.String(load_default="")
-    modify_output_schema = fields.String()
+    log_prefix = Text(load_default="", validate=validate.Length(max=200))
+    # JSON text, which OpenAPI 3.0 cannot describe further (3.1 has contentSchema).
+    modify_output_schema = fields.String(
+        metadata={"description": "JSON.stringify of the output schema (docs/flows.md)"}
+    )
 
 
 class RunSettingsArgs(StrictSchema):
@@ -46,9 +60,9 @@ class RunSettingsArgs(StrictSchema):
     delete_out_dir = fields.Boolean(load_default=False)
     log_to_timeline = fields.Boolean(load_default=False)
     notification_emails = fields.List(fields.Email(), load_default=list)
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
-    step_timeout = fields.Integer(load_default=0, validate=validate.Range(min=-1))
-    pipeline_ids = fields.List(fields.String(), load_default=list)
+    tags = fields.List(Text(validate=validate.Length(min=1, max=100)), load_default=list)
+    step_timeout = fields.Integer(load_default=0, validate=validate.Range(min=-1, max=MAX_INT32))
+    pipeline_ids = fields.List(Text(validate=validate.Length(min=1, max=100)), load_default=list)
     save_binary_to_output = fields.Boolean(load_default=True)
     webhook_config = fields.Nested(WebhookConfig, load_default=None, allow_none=True)
     runtime_config = fields.Nested(RuntimeConfig, load_default=dict)
@@ -60,10 +74,19 @@ _DEFAULT_RUN_SETTINGS = RunSettingsArgs().load({})
 
 
 class RunAsyncArgs(StrictSchema):
-    binary_path = fields.String(required=True, validate=validate.Length(min=1))
-    input_dir = fields.String(required=True, validate=validate.Length(min=1))
-    output_dir = fields.String(load_default=None, allow_none=True)
-    job_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    binary_path = DrivePath(required=True, validate=validate.Length(min=1))
+    input_dir = DrivePath(required=True, validate=validate.Length(min=1))
+    output_dir = DrivePath(load_default=None, allow_none=True)
+    job_id = Text(
+        load_default=None,
+        allow_none=True,
+        # shared/jobs/ids.py's pattern, or empty (like null: a new id is made up).
+        validate=validate.Regexp(
+            rf"^(?:{JOB_ID.pattern[1:-1]})?$",
+            error="must be 1-50 characters of letters, digits, '.', '_' or '-'",
+        ),
+        metadata={"description": "the new job's id; left out, one is made up"},
+    )
     settings = fields.Nested(RunSettingsArgs, load_default=lambda: dict(_DEFAULT_RUN_SETTINGS))
 
 
@@ -81,7 +104,7 @@ class StatusArgs(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    job_id = fields.String(required=True, validate=validate.Length(min=1))
+    job_id = Text(required=True, validate=validate.Length(min=1))
     type = fields.String(load_default="flow", validate=validate.OneOf(JOB_TYPES))
 
 
@@ -108,8 +131,8 @@ class LogsArgs(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    job_id = fields.String(required=True, validate=validate.Length(min=1))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    job_id = Text(required=True, validate=validate.Length(min=1))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 

@@ -9,6 +9,7 @@ import re
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from api.fields import DrivePath
 from api.schemas import RuntimeConfig, StrictSchema
 from shared.runs.sync import MAX_FILES, RESULT_FORMATS
 
@@ -17,7 +18,11 @@ _WHITESPACE = re.compile(r"\s+")
 
 class Base64Bytes(fields.Field):
     """Base64 text in the request, bytes once loaded; line breaks (as `base64` wraps) are
-    ignored."""
+    ignored. The spec shows it as a string of format ``byte`` (base64)."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"type": "string", "format": "byte", **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> bytes:
         if not isinstance(value, str):
@@ -47,7 +52,7 @@ class SyncOptions(StrictSchema):
 
 
 class RunSyncArgs(StrictSchema):
-    binary_path = fields.String(required=True, validate=validate.Length(min=1))
+    binary_path = DrivePath(required=True, validate=validate.Length(min=1))
     options = fields.Nested(SyncOptions, load_default=lambda: SyncOptions().load({}))
     files = fields.List(
         fields.Nested(SyncFileArgs),

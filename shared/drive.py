@@ -53,7 +53,12 @@ class Drive:
     def write(self, target: DrivePath, data: bytes) -> None:
         if target.real.is_dir():
             raise InvalidRequest(f"{target.relative!r} is a folder; give a file path to upload to")
-        write_atomic(target.real, data)
+        try:
+            write_atomic(target.real, data)
+        except (NotADirectoryError, FileExistsError):  # a folder on the way is a file
+            raise InvalidRequest(
+                f"cannot write {target.relative!r}: one of the folders it is in is a file"
+            ) from None
 
     def read(self, target: DrivePath) -> bytes:
         if not target.real.is_file():
@@ -88,6 +93,10 @@ class Drive:
             raise NotFound(f"nothing at drive path {target.relative!r}")
 
 
+MAX_NAME_BYTES = 200
+MAX_PATH_BYTES = 1024
+
+
 def normalize(path: str) -> str:
     """A relative POSIX path with no empty, '.' or '..' segments, or InvalidRequest."""
     if not isinstance(path, str) or not path.strip():
@@ -110,7 +119,19 @@ def normalize(path: str) -> str:
         raise InvalidRequest(f"drive path {path!r} contains '..', which is not allowed")
     if not parts:
         raise InvalidRequest("a drive path is required, e.g. 'alice/invoices/input'")
-    return "/".join(parts)
+    relative = "/".join(parts)
+    # What the file system can hold, checked here so that it is a 400 rather than an OSError:
+    # a name stays under NAME_MAX (255 bytes) with write_atomic's temporary suffix, and the
+    # path under PATH_MAX (4096) with the drive root before it.
+    try:
+        size = len(relative.encode())
+    except UnicodeEncodeError:
+        raise InvalidRequest("drive paths cannot contain unpaired surrogates") from None
+    if size > MAX_PATH_BYTES:
+        raise InvalidRequest(f"drive paths are at most {MAX_PATH_BYTES} bytes (UTF-8)")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+        raise InvalidRequest(f"a name in a drive path is at most {MAX_NAME_BYTES} bytes (UTF-8)")
+    return relative
 
 
 def write_atomic(target: Path, data: bytes) -> None:

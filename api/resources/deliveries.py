@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 
 from api.blueprint import Blueprint, principal
 from api.context import publisher, store
+from api.fields import MAX_INT64, Text
 from shared.delivery import store as delivery_store
 from shared.delivery.policy import MAX_ATTEMPTS
 from shared.engine.broker_work import BrokerWork
@@ -95,7 +96,7 @@ class DeliveriesArgs(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    job_id = fields.String(required=True, validate=validate.Length(min=1))
+    job_id = Text(required=True, validate=validate.Length(min=1))
 
 
 class DeliveriesResponse(ma.Schema):
@@ -113,7 +114,7 @@ class SecretArgs(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    secret = fields.String(
+    secret = Text(
         load_default=None,
         validate=validate.Length(min=16, max=200),
         metadata={"description": "your own secret; left out, one is generated"},
@@ -141,7 +142,9 @@ class JobDeliveries(MethodView):
         return {"status": "OK", "job_id": job.id, "deliveries": listed}
 
 
-@blp.route("/deliveries/<int:delivery_id>/redeliver")
+# Ids are the store's 64-bit integers: a larger one names no delivery (a 404 from the router)
+# rather than reaching the store, which cannot compare it.
+@blp.route(f"/deliveries/<int(max={MAX_INT64}):delivery_id>/redeliver")
 class Redeliver(MethodView):
     @blp.response(200, RedeliverResponse)
     def post(self, delivery_id: int):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
+from marshmallow import fields
+from werkzeug.routing import PathConverter
 
 from api.blueprint import Blueprint, principal
 from api.context import settings
+from api.fields import DRIVE_ENTRY, DRIVE_PATH, DRIVE_PATH_DOC
 from shared.drive import Drive
 
 blp = Blueprint(
@@ -17,12 +21,76 @@ blp = Blueprint(
 )
 
 
+class DrivePathConverter(PathConverter):
+    """``<drive_path:...>``: matches what werkzeug's path converter does, so that a bad path
+    reaches shared/drive.py and gets its 400 saying what is wrong; the spec shows the shape."""
+
+
+# The example also tells schemathesis that a '/' in this parameter is meant: it would leave such
+# values out of a path parameter otherwise.
+EXAMPLE = "alice/invoices/input/acme.txt"
+
+
+def path_parameter_schema(converter: DrivePathConverter) -> dict:
+    return {
+        "type": "string",
+        "pattern": DRIVE_PATH,
+        "example": EXAMPLE,
+        "description": DRIVE_PATH_DOC,
+    }
+
+
+def _entry_parameter(description: str) -> dict:
+    """PUT and DELETE act inside a user's folder, never on the folder itself: their own, stricter
+    description of the path parameter (an operation's parameter overrides its path's)."""
+    return {
+        "in": "path",
+        "name": "path",
+        "required": True,
+        "description": f"{description}; {DRIVE_PATH_DOC}",
+        "schema": {"type": "string", "pattern": DRIVE_ENTRY, "example": EXAMPLE},
+    }
+
+
+BYTES = {"type": "string", "format": "binary"}
+LISTING_OR_BYTES = "a folder: what it holds (JSON); a file: its bytes"
+
+
+class DriveEntrySchema(ma.Schema):
+    name = fields.String()
+    path = fields.String()
+    type = fields.String(metadata={"enum": ["file", "folder"]})
+    size = fields.Integer(allow_none=True, metadata={"description": "bytes; null for a folder"})
+    modified = fields.Integer(metadata={"description": "Unix seconds"})
+
+
+class FolderListing(ma.Schema):
+    status = fields.String()
+    path = fields.String()
+    entries = fields.List(fields.Nested(DriveEntrySchema))
+
+
+class Written(ma.Schema):
+    status = fields.String()
+    path = fields.String()
+    size = fields.Integer(metadata={"description": "bytes written"})
+
+
+class Deleted(ma.Schema):
+    status = fields.String()
+    path = fields.String()
+
+
 def _drive() -> Drive:
     return Drive(settings().drive_root)
 
 
-@blp.route("/<path:path>")
+@blp.route("/<drive_path:path>")
 class DriveEntry(MethodView):
+    @blp.response(200, FolderListing, description=LISTING_OR_BYTES)
+    @blp.alt_response(
+        200, schema=BYTES, content_type="application/octet-stream", description=LISTING_OR_BYTES
+    )
     def get(self, path: str):
         """Download a file, or list a folder as JSON"""
         drive = _drive()
@@ -31,6 +99,11 @@ class DriveEntry(MethodView):
             return {"status": "OK", "path": target.relative, "entries": drive.listing(target)}
         return Response(drive.read(target), mimetype="application/octet-stream")
 
+    @blp.doc(
+        parameters=[_entry_parameter("a file inside your folder; its parents are created")],
+        requestBody={"content": {"application/octet-stream": {"schema": BYTES}}},
+    )
+    @blp.response(200, Written)
     def put(self, path: str):
         """Upload the raw request body as a file (parent folders are created)"""
         drive = _drive()
@@ -38,6 +111,8 @@ class DriveEntry(MethodView):
         drive.write(target, request.get_data())
         return {"status": "OK", "path": target.relative, "size": target.real.stat().st_size}
 
+    @blp.doc(parameters=[_entry_parameter("a file or folder inside your folder")])
+    @blp.response(200, Deleted)
     def delete(self, path: str):
         """Delete a file or a folder with everything in it"""
         drive = _drive()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask.views import MethodView
 from sqlalchemy import text
 
@@ -17,8 +18,14 @@ blp = Blueprint(
 )
 
 
+class HealthSchema(ma.Schema):
+    status = ma.fields.String()
+
+
 @blp.route("")
 class Health(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, HealthSchema)
     def get(self):
         # Read-only: on SQLite a liveness probe must not queue behind a writer's lock.
         with store(read_only=True) as session:

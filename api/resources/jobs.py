@@ -42,7 +42,11 @@ WEEK = timedelta(days=7)
 
 def _window(args: dict) -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
-    to = datetime.fromtimestamp(args["to_timestamp"], UTC) if args.get("to_timestamp") else now
+    to = (
+        datetime.fromtimestamp(args["to_timestamp"], UTC)
+        if args.get("to_timestamp") is not None
+        else now
+    )
     since = (
         datetime.fromtimestamp(args["from_timestamp"], UTC)
         if args.get("from_timestamp") is not None
