@@ -23,24 +23,32 @@ from shared.users import create_user
 from tests.conftest import fresh_database
 
 FLOW = {"name": "demo", "steps": [{"id": "read", "type": "extract_text"}]}
-NOW = datetime.now(UTC)
-# Each file's claim and token: the ones recovery must restart, and the ones it must not.
-FILES = {
-    "lapsed.txt": {"claimed_by": "dead", "claimed_until": NOW - timedelta(seconds=5)},
-    "orphaned.txt": {},
-    "queued.txt": {"next_task_id": "queued"},
-    "running.txt": {"claimed_by": "alive", "claimed_until": NOW + timedelta(minutes=5)},
-}
-FILES_BY_INDEX = dict(enumerate(FILES))
-# Jobs by id: state, and when they were marked unpublished (None: their messages were sent).
-JOBS = {
-    "running-job": (JobStatus.RUNNING, None),
-    "paused-job": (JobStatus.PAUSED, None),
-    # Its API died after recording it: past the grace, recovery sends it.
-    "unsent-job": (JobStatus.QUEUED, NOW - PUBLISH_GRACE - timedelta(seconds=1)),
-    # Its API is publishing it right now: left alone.
-    "sending-job": (JobStatus.QUEUED, NOW - timedelta(seconds=1)),
-}
+
+
+def files(now: datetime) -> dict[str, dict]:
+    """Each file's claim and token: the ones recovery must restart, and the ones it must not."""
+    return {
+        "lapsed.txt": {"claimed_by": "dead", "claimed_until": now - timedelta(seconds=5)},
+        "orphaned.txt": {},
+        "queued.txt": {"next_task_id": "queued"},
+        "running.txt": {"claimed_by": "alive", "claimed_until": now + timedelta(hours=1)},
+    }
+
+
+FILES_BY_INDEX = dict(enumerate(files(datetime.now(UTC))))
+
+
+def jobs(now: datetime) -> dict[str, tuple[JobStatus, datetime | None]]:
+    """Jobs by id: state, and when they were marked unpublished (None: their messages were
+    sent)."""
+    return {
+        "running-job": (JobStatus.RUNNING, None),
+        "paused-job": (JobStatus.PAUSED, None),
+        # Its API died after recording it: past the grace, recovery sends it.
+        "unsent-job": (JobStatus.QUEUED, now - PUBLISH_GRACE - timedelta(seconds=1)),
+        # Its API is publishing it right now: left alone.
+        "sending-job": (JobStatus.QUEUED, now - timedelta(seconds=1)),
+    }
 
 
 @pytest.fixture
@@ -51,9 +59,12 @@ def settings(store_url, tmp_path) -> Settings:
     (project / "flows/demo.ibflow").write_text(yaml.safe_dump(FLOW))
     artifact = compile_project(project, "Single Flow", {"flow_file": "flows/demo.ibflow"}, "t")
     snapshot_binary(settings, artifact.data, artifact.content_hash)
+    # Taken when the test starts, not when the module is imported: the claims and marks are
+    # relative to the recovery round the test runs.
+    now = datetime.now(UTC)
     with session_scope(store_url) as session:
         owner = create_user(session, "carol")
-        for job_id, (status, mark) in JOBS.items():
+        for job_id, (status, mark) in jobs(now).items():
             session.add(
                 Job(
                     id=job_id,
@@ -63,15 +74,15 @@ def settings(store_url, tmp_path) -> Settings:
                     trace_id="trace",
                     binary_hash=artifact.content_hash,
                     priority=7,
-                    num_files=len(FILES),
+                    num_files=len(FILES_BY_INDEX),
                     num_steps=1,
                     # Long ago: how long a job has waited is no reason to restart it.
-                    created_at=NOW - timedelta(hours=3),
+                    created_at=now - timedelta(hours=3),
                     unpublished_since=mark,
                 )
             )
             session.flush()
-            for index, (name, claim) in enumerate(FILES.items()):
+            for index, (name, claim) in enumerate(files(now).items()):
                 session.add(
                     JobFile(
                         job_id=job_id,
@@ -154,15 +165,15 @@ def test_a_round_marks_what_it_restarts_until_it_confirms_them_sent(settings, st
 
 
 def test_a_confirmation_does_not_clear_a_later_mark(settings, store_url):
-    old = JOBS["sending-job"][1] - timedelta(seconds=30)
-    confirm_published(store_url, {"sending-job": old})
-    assert mark_of(store_url, "sending-job") == JOBS["sending-job"][1]
+    mark = mark_of(store_url, "sending-job")
+    confirm_published(store_url, {"sending-job": mark - timedelta(seconds=30)})
+    assert mark_of(store_url, "sending-job") == mark
 
 
 def test_an_unpublished_job_whose_files_are_all_claimed_loses_its_mark(settings, store_url):
     with session_scope(store_url) as session:
         for row in session.scalars(select(JobFile).where(JobFile.job_id == "unsent-job")):
-            row.claimed_by, row.claimed_until = "alive", NOW + timedelta(minutes=5)
+            row.claimed_by, row.claimed_until = "alive", datetime.now(UTC) + timedelta(hours=1)
     work = recover_stalled_steps(settings)
     assert restarted(work, "unsent-job") == set() and "unsent-job" not in work.confirm
     assert mark_of(store_url, "unsent-job") is None
