@@ -1,10 +1,12 @@
-"""Helpers shared by the test tiers: polling with a deadline, free ports, users."""
+"""Helpers shared by the test tiers: polling with a deadline, free ports, processes."""
 
 from __future__ import annotations
 
 import socket
 import time
+from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -31,3 +33,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, read from /proc (empty where there is none). honcho starts
+    each process in a session of its own, so the process group of `flowbin up` does not tell."""
+    children: dict[int, set[int]] = defaultdict(set)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        children[parent].add(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children[todo.pop()] - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent has not read its status yet

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from shared.ops.embedded_redis import port_is_free
-from tests.support import free_port, wait_for
+from tests.support import descendants, free_port, running, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -78,33 +77,6 @@ def health_ok(url_base: str) -> bool:
     # Refused while gunicorn binds, or slow while its worker still imports the app.
     except (requests.ConnectionError, requests.Timeout):
         return False
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid``, read from /proc (empty where there is none). honcho starts
-    each process in a session of its own, so the process group of `flowbin up` does not tell."""
-    children: dict[int, set[int]] = defaultdict(set)
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            children[int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])].add(
-                int(entry.name)
-            )
-        except (OSError, ValueError, IndexError):
-            continue  # exited meanwhile
-    found, todo = set(), [pid]
-    while todo:
-        for child in children[todo.pop()] - found:
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie has exited; only its parent has not read its status yet
 
 
 def stop(process: subprocess.Popen) -> tuple[int | None, set[int]]:

@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shared.ops import reaper
-from tests.support import wait_for
+from tests.support import descendants, running, wait_for
 
 pytestmark = pytest.mark.skipif(not reaper.available(), reason="needs /proc (Linux)")
 
@@ -65,19 +64,19 @@ def up(tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    running = Up(process, console, tmp_path / "var")
+    stand_in = Up(process, console, tmp_path / "var")
     started: set[int] = set()
     try:
         wait_for(
             lambda: (
-                "redis=redis://" in running.process_log("one")
-                and "ready" in running.process_log("stubborn")
+                "redis=redis://" in stand_in.process_log("one")
+                and "ready" in stand_in.process_log("stubborn")
             ),
             timeout=30,
             message="the stand-in processes to start",
         )
         started = descendants(process.pid)
-        yield running
+        yield stand_in
     finally:
         if process.poll() is None:
             process.terminate()
@@ -87,34 +86,9 @@ def up(tmp_path):
                 process.kill()
                 process.wait()
         # Whatever a failed test left behind must not outlive it.
-        for pid in [pid for pid in started if alive(pid)]:
+        for pid in [pid for pid in started if running(pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid``, from /proc."""
-    children: dict[int, set[int]] = defaultdict(set)
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # exited meanwhile
-        children[parent].add(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children[todo.pop()] - found:
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def port_open(port: int) -> bool:
@@ -131,20 +105,22 @@ def test_sigterm_stops_every_process_and_the_embedded_redis(up):
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(timeout=30) == 0, up.console.read_text()
     # honcho SIGKILLs what ignores its SIGTERM; nothing is left to the reaper.
-    wait_for(lambda: not [p for p in started if alive(p)], timeout=30, message="the stack to stop")
+    wait_for(
+        lambda: not [p for p in started if running(p)], timeout=30, message="the stack to stop"
+    )
     assert not port_open(port), "the embedded Redis is still up"
 
 
 def test_a_killed_flowbin_up_leaves_nothing_running(up):
     port = up.redis_port()
     # The reaper, Redis, and each process with its honcho runner.
-    started = {pid for pid in descendants(up.process.pid) if alive(pid)}
+    started = {pid for pid in descendants(up.process.pid) if running(pid)}
     assert len(started) >= 6, started
     up.process.kill()  # no handler runs: only the reaper can stop the stack now
     up.process.wait()
     # The stubborn process goes only at the reaper's SIGKILL, after its grace period.
     wait_for(
-        lambda: not [pid for pid in started if alive(pid)],
+        lambda: not [pid for pid in started if running(pid)],
         timeout=reaper.GRACE_SECONDS + 30,
         message="every process of the killed stack to stop",
     )
