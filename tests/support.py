@@ -1,4 +1,5 @@
-"""Helpers shared by the test tiers: polling with a deadline, free ports, processes."""
+"""Helpers shared by the test tiers: polling with a deadline, free ports, processes, a
+delivery claim to attempt."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"  # a zombie has exited; only its parent has not read its status yet
+
+
+def claim_for(target: str):
+    """A claimed delivery to ``target`` (a webhook URL or an email address), for attempting it
+    without a store."""
+    from shared.delivery.store import Claim
+
+    return Claim(
+        delivery_id=1,
+        attempt_id=1,
+        number=1,
+        token="t",
+        job_id="j",
+        channel="webhook",
+        target=target,
+        headers={},
+        payload={"status": "OK"},
+        secret=None,
+    )

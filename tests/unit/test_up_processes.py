@@ -4,6 +4,7 @@ stack): how it stops, on SIGTERM and when it is killed, and what it shows on its
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import signal
@@ -11,11 +12,14 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from honcho.printer import Message
 
 from shared.ops import reaper
+from shared.ops.process_logs import ProcessLogs
 from tests.support import descendants, running, wait_for
 
 pytestmark = pytest.mark.skipif(not reaper.available(), reason="needs /proc (Linux)")
@@ -136,3 +140,12 @@ def test_the_console_shows_a_line_per_process_and_errors_the_rest_goes_to_its_lo
     assert f"one: one: ERROR something broke (more in {log_path})" in console
     assert "redis=redis://" in up.process_log("one")
     assert "Process logs: " in console
+
+
+def test_verbose_also_puts_every_process_line_on_the_console(tmp_path):
+    console = io.StringIO()
+    printer = ProcessLogs(tmp_path / "logs", output=console, verbose=True)
+    printer.write(Message("line", b"an ordinary line\n", datetime.now(), "api", None))
+    printer.close()
+    assert "api | an ordinary line" in console.getvalue()
+    assert (tmp_path / "logs" / "api.log").read_text() == "an ordinary line\n"

@@ -19,11 +19,11 @@ import yaml
 
 from shared.config import Settings
 from shared.delivery import webhooks
-from shared.delivery.store import Claim
 from shared.flow import runtime
 from shared.flow.binary import load_binary
 from shared.flow.compiler import compile_project
 from shared.url_guard import UrlGuard, parse_networks
+from tests.support import claim_for
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -99,21 +99,6 @@ def rebinding(first: str, then: str):
 
     resolver.calls = calls
     return resolver
-
-
-def claim_for(url: str) -> Claim:
-    return Claim(
-        delivery_id=1,
-        attempt_id=1,
-        number=1,
-        token="t",
-        job_id="j",
-        channel="webhook",
-        target=url,
-        headers={},
-        payload={"status": "OK"},
-        secret=None,
-    )
 
 
 def http_step(tmp_path, url: str):

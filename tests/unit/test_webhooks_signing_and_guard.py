@@ -11,6 +11,7 @@ from shared.delivery.policy import retry_delay
 from shared.errors import InvalidRequest
 from shared.states import JobStatus
 from shared.url_guard import BlockedUrl, check_url, parse_networks
+from tests.support import claim_for
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter_between_half_and_all():
@@ -199,23 +200,6 @@ def test_float_settings_are_read_from_the_environment():
     assert Settings.from_env(settings.to_env()) == settings
     with pytest.raises(ValueError, match="FLOWBIN_DELIVERY_TIMEOUT must be a number"):
         Settings.from_env({"FLOWBIN_DELIVERY_TIMEOUT": "soon"})
-
-
-def claim_for(url):
-    from shared.delivery.store import Claim
-
-    return Claim(
-        delivery_id=1,
-        attempt_id=1,
-        number=1,
-        token="t",
-        job_id="j",
-        channel="webhook",
-        target=url,
-        headers={},
-        payload={"status": "OK"},
-        secret=None,
-    )
 
 
 def test_the_guard_runs_again_before_each_attempt():
