@@ -6,6 +6,7 @@ from flask import Flask
 
 from api.errors import FlowbinApi, register_error_handlers
 from api.openapi import OperationLinks, null_or_nested
+from api.permissions import check_declared
 from shared.config import Settings
 from workers.app import create_celery_app
 from workers.publisher import CeleryPublisher
@@ -27,8 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         JSON_SORT_KEYS=False,
-        # Every operation needs a token; health says it does not (api/resources/health.py).
-        API_SPEC_OPTIONS={"security": [{"bearerAuth": []}]},
+        # Every operation needs a token or an API key; health says it does not
+        # (api/resources/health.py).
+        API_SPEC_OPTIONS={"security": [{"bearerAuth": []}, {"basicAuth": []}]},
     )
     app.json.sort_keys = False
     # The API only publishes to the broker; tasks run in worker processes. This is the one
@@ -39,6 +41,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = FlowbinApi(app, spec_kwargs={"extra_plugins": [links]})
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme(
+        "basicAuth",
+        {
+            "type": "http",
+            "scheme": "basic",
+            "description": "an API key, alone or as the password of `user:key`",
+        },
+    )
     api.ma_plugin.converter.add_attribute_function(null_or_nested)
 
     from api.resources import compile, deliveries, drive, health, jobs, review, runs
@@ -49,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for module in (health, drive, compile, runs, jobs, deliveries, review):
         api.register_blueprint(module.blp)
-    from api.resources import sync
+    from api.resources import api_keys, sync, teams, users
 
-    api.register_blueprint(sync.blp)
+    for module in (sync, users, teams, api_keys):
+        api.register_blueprint(module.blp)
     links.add_links()
+    check_declared(app)
     register_error_handlers(app)
     return app

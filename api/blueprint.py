@@ -1,5 +1,6 @@
 """A Blueprint that reads JSON bodies sent without a JSON content type, as the seeds' Python
-examples do (``requests.post(url, data=json.dumps(args))``), and that needs a token."""
+examples do (``requests.post(url, data=json.dumps(args))``), that needs a token or an API key,
+and that checks the permission each endpoint declares (api/permissions.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from flask import g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
+from api import permissions
+from shared.accounts.credentials import identify, record_use
+from shared.accounts.principal import Principal
 from shared.errors import Unauthorized
 from shared.store.db import statement_scope
-from shared.users import Principal, authenticate
 
 
 class LenientJsonParser(FlaskParser):
@@ -47,15 +50,26 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 def _require_principal() -> None:
+    # OPTIONS, which Flask answers itself, is the only method that declares nothing.
+    requirement = permissions.current_requirement() or permissions.SIGNED_IN
+    if requirement == permissions.PUBLIC:
+        return
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() not in ("bearer", "basic") or not credentials.strip():
         raise Unauthorized(
-            "missing or malformed Authorization header: send 'Authorization: Bearer <token>'"
+            "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
+            "or 'Authorization: Basic <api key>'"
         )
     url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
     with statement_scope(url, read_only=True) as conn:
-        g.principal = authenticate(conn, credentials.strip())
+        principal, used_at = identify(conn, scheme.lower(), credentials.strip())
+    if used_at is not None:
+        with statement_scope(url) as conn:
+            record_use(conn, principal, used_at)
+    g.principal = principal
+    if requirement != permissions.SIGNED_IN:
+        principal.require(requirement)
 
 
 def principal() -> Principal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import marshmallow as ma
-from flask import jsonify
+from flask import has_request_context, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -14,8 +14,25 @@ from shared.errors import FlowbinError
 log = logging.getLogger(__name__)
 
 
+# v2's errors also carry a ``code``: a word a program can branch on.
+V2_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "unprocessable",
+    503: "unavailable",
+}
+
+
 def error_response(code: int, msg: str, headers: dict | None = None):
-    response = jsonify({"status": "ERROR", "msg": msg})
+    body = {"status": "ERROR", "msg": msg}
+    if has_request_context() and request.path.startswith("/api/v2/"):
+        body["code"] = V2_CODES.get(code, "internal_error" if code >= 500 else "error")
+    response = jsonify(body)
     response.status_code = code
     response.headers.update(headers or {})
     return response
@@ -52,6 +69,7 @@ class ErrorSchema(ma.Schema):
 
     status = ma.fields.String(metadata={"enum": ["ERROR"]})
     msg = ma.fields.String(metadata={"description": "what is wrong and how to fix it"})
+    code = ma.fields.String(metadata={"description": "/api/v2 only: the kind of error"})
 
 
 class FlowbinApi(Api):

@@ -7,17 +7,15 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from shared.drive import MAX_NAME_BYTES, MAX_PATH_BYTES
-from shared.users import USERNAME
 
 MAX_UNIX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 MAX_INT32 = 2**31 - 1  # the store's INTEGER columns (step_timeout, file_index, ...)
 MAX_INT64 = 2**63 - 1  # its BIGINT ids (deliveries)
 MAX_OFFSET = 2**53 - 1  # a page offset: the largest integer every JSON client reads exactly
 
-# Drive paths as shared/drive.py takes them: a username, then names that are not '.' or '..'
-# and hold no '/', '\' or NUL. Its byte limits are counted in characters here, which is exact
-# for ASCII; shared/drive.py counts UTF-8 bytes.
-_OWNER = USERNAME.pattern.removeprefix("^").removesuffix("$")
+# Drive paths as shared/drive.py takes them: a space (a username or a team's name), then names
+# that are not '.' or '..' and hold no '/', '\' or NUL. Its byte limits are counted in
+# characters here, which is exact for ASCII; shared/drive.py counts UTF-8 bytes.
 _CHAR = r"[^/\\\x00]"
 _NOT_DOT = r"[^/\\\x00.]"
 # A name starts with no dot, with one and then no dot, or with two and goes on: never '.', '..'.
@@ -27,12 +25,12 @@ _NAME_FORMS = (
     rf"\.\.{_CHAR}{{1,{MAX_NAME_BYTES - 2}}}",
 )
 _NAME = f"(?:{'|'.join(_NAME_FORMS)})"
-DRIVE_PATH = rf"^{_OWNER}(?:/{_NAME})*$"
-# Something inside a user's folder, not the folder itself: what can be written or deleted.
-DRIVE_ENTRY = rf"^{_OWNER}(?:/{_NAME})+$"
+DRIVE_PATH = rf"^{_NAME}(?:/{_NAME})*$"
+# Something inside a space, not the space itself: what can be written or deleted.
+DRIVE_ENTRY = rf"^{_NAME}(?:/{_NAME})+$"
 DRIVE_PATH_DOC = (
-    f"a drive path: your username, then names separated by '/' (at most {MAX_NAME_BYTES} "
-    f"bytes each and {MAX_PATH_BYTES} in all)"
+    f"a drive path: a space (your username, or a team's name), then names separated by '/' "
+    f"(at most {MAX_NAME_BYTES} bytes each and {MAX_PATH_BYTES} in all)"
 )
 NO_NUL = r"^[^\x00]*$"
 

@@ -27,9 +27,10 @@ JOB_ID = "job_id"
 
 
 def operation_id(method: str, path: str) -> str:
-    """``get`` ``/api/v1/jobs/status`` -> ``get_jobs_status``: unique, since a path has one
-    operation per method, and stable as long as the URL is."""
-    words = re.sub(r"^/api/v\d+/", "", path)
+    """``get`` ``/api/v1/jobs/status`` -> ``get_jobs_status``, ``/api/v2/users`` ->
+    ``get_v2_users``: unique, since a path has one operation per method, and stable as long as
+    the URL is."""
+    words = re.sub(r"^/api/(v1/)?", "", path)
     return f"{method}_" + "_".join(re.findall(r"[A-Za-z0-9]+", words))
 
 

@@ -6,8 +6,8 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import MAX_INT32, Text
+from shared.accounts.users import USERNAME
 from shared.states import REVIEW_CLOSING
-from shared.users import USERNAME
 
 JOB_ID = validate.Length(min=1, max=50)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from api.account_schemas import CollaborationArgs
 from api.fields import MAX_INT32, MAX_OFFSET, DrivePath, Text
 from shared.jobs.ids import JOB_ID
 
@@ -67,6 +68,12 @@ class RunSettingsArgs(StrictSchema):
     webhook_config = fields.Nested(WebhookConfig, load_default=None, allow_none=True)
     runtime_config = fields.Nested(RuntimeConfig, load_default=dict)
     priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=9))
+    collaboration = fields.Nested(
+        CollaborationArgs,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "who else sees and works on the job (seed 002)"},
+    )
 
 
 # Loaded once: a request without settings gets these defaults (each field's load_default).

@@ -24,11 +24,12 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from shared.accounts.credentials import create_token  # noqa: E402
+from shared.accounts.users import create_user  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.store.db import engine_for, session_scope  # noqa: E402
 from shared.store.migrate import upgrade  # noqa: E402
 from shared.store.models import Job, JobFile, JobTag  # noqa: E402
-from shared.users import create_token, create_user  # noqa: E402
 
 STATUSES = ["complete"] * 6 + ["failed", "cancelled", "running", "queued", "paused"]
 TAGS = [f"t{i}" for i in range(20)]

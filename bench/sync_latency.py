@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from shared import users
+from shared.accounts import credentials, users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.flow.compiler import compile_project
@@ -75,8 +75,8 @@ def prepare(settings: Settings) -> tuple[str, str]:
     username = f"bench-{uuid.uuid4().hex[:8]}"
     with session_scope(settings.sql_url) as session:
         users.create_user(session, username)
-        token = users.create_token(session, username)
-    project = Drive(settings.drive_root).user_home(username) / "sync"
+        token = credentials.create_token(session, username)
+    project = Drive(settings.drive_root).space_home(username) / "sync"
     (project / "flows").mkdir(parents=True)
     (project / "udfs").mkdir()
     (project / "flows/bench.ibflow").write_text(FLOW)

@@ -28,7 +28,7 @@ from celery import chain
 from sqlalchemy import create_engine, func, select
 
 from api.app import create_app
-from shared import users
+from shared.accounts import credentials, users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.ops.embedded_redis import EmbeddedRedis
@@ -268,8 +268,8 @@ def measure(
     user = f"bench-{tag}"
     with session_scope(settings.sql_url) as session:
         users.create_user(session, user)
-        token = users.create_token(session, user)
-    Drive(settings.drive_root).user_home(user)
+        token = credentials.create_token(session, user)
+    Drive(settings.drive_root).space_home(user)
 
     app = create_app(settings)
     celery_app = app.extensions["flowbin.celery"]

@@ -1,7 +1,10 @@
-"""The drive: a tree of files under one root, namespaced by username.
+"""The drive: a tree of files under one root, whose first level is spaces (a user's, named by
+their username, or a team's, named by the team).
 
-Every path a user gives is relative and starts with the owner's username. ``..``, absolute paths,
-NUL bytes, backslashes and links that lead out of the drive are rejected, never followed.
+Every path a user gives is relative and starts with a space. ``..``, absolute paths, NUL bytes,
+backslashes and links that lead out of the drive are rejected, never followed. Who may read or
+write a space is not decided here: a drive that resolves callers' paths is given the guard that
+decides it (shared/accounts/access.py), and asks it about every path.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 from shared.errors import InvalidRequest, NotFound
-from shared.users import Principal
 
 
 @dataclass(frozen=True)
@@ -22,33 +25,51 @@ class DrivePath:
 
     relative: str
     real: Path
-    owner: str
+    space: str
+
+
+class SpaceGuard(Protocol):
+    def check(self, principal: Any, relative: str, *, write: bool) -> None:
+        """Raise NotFound where ``principal`` may not see ``relative`` (a normalized path),
+        Forbidden where it may see but not change it and ``write`` is asked."""
 
 
 class Drive:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, guard: SpaceGuard | None = None):
         self.root = Path(root).resolve()
+        self.guard = guard
 
-    def resolve(self, principal: Principal, path: str) -> DrivePath:
-        """Check ``path`` and map it to a file under the drive root, or raise."""
+    def resolve(self, principal: Any, path: str, *, write: bool = False) -> DrivePath:
+        """Check ``path`` and the caller's right to it (``write``: to change it), and map it
+        to a file under the drive root, or raise."""
         relative = normalize(path)
-        owner = relative.split("/", 1)[0]
-        if owner != principal.username and not principal.is_admin:
-            # Another user's namespace looks the same as one that does not exist.
-            raise NotFound(
-                f"no such drive path {relative!r}: your paths start with '{principal.username}/'"
-            )
+        if self.guard is None:
+            raise RuntimeError("this Drive has no guard: it cannot resolve a caller's paths")
+        self.guard.check(principal, relative, write=write)
         real = self.root / relative
         # A symlink anywhere along the path may point outside the drive: check where it lands.
         resolved = real.resolve()
         if resolved != self.root and self.root not in resolved.parents:
             raise InvalidRequest(f"drive path {relative!r} leads outside the drive")
-        return DrivePath(relative=relative, real=resolved, owner=owner)
+        return DrivePath(relative=relative, real=resolved, space=relative.split("/", 1)[0])
 
-    def user_home(self, username: str) -> Path:
-        home = self.root / username
+    def space_home(self, space: str) -> Path:
+        """The folder of a user's or a team's space, made if it is new."""
+        home = self.root / check_segment(space, what="a space name")
         home.mkdir(parents=True, exist_ok=True)
         return home
+
+    def move_space(self, old: str, new: str) -> None:
+        """Rename a space's folder (a team's rename); a space never used has none to move."""
+        source, target = self.root / old, self.root / check_segment(new, what="a space name")
+        if target.exists():
+            raise InvalidRequest(f"the drive already holds a folder {new!r}")
+        if source.is_dir():
+            source.rename(target)
+
+    def space_is_empty(self, space: str) -> bool:
+        folder = self.root / space
+        return not folder.is_dir() or next(folder.iterdir(), None) is None
 
     def write(self, target: DrivePath, data: bytes) -> None:
         if target.real.is_dir():
@@ -83,8 +104,8 @@ class Drive:
         return entries
 
     def delete(self, target: DrivePath) -> None:
-        if target.relative == target.owner:
-            raise InvalidRequest("a user's drive root cannot be deleted")
+        if target.relative == target.space:
+            raise InvalidRequest("a space's root folder cannot be deleted")
         if target.real.is_dir():
             shutil.rmtree(target.real)
         elif target.real.exists():
@@ -132,6 +153,13 @@ def normalize(path: str) -> str:
     if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
         raise InvalidRequest(f"a name in a drive path is at most {MAX_NAME_BYTES} bytes (UTF-8)")
     return relative
+
+
+def check_segment(name: str, *, what: str) -> str:
+    """``name`` as one segment of a drive path (a space's name), or InvalidRequest."""
+    if normalize(name) != name or "/" in name:
+        raise InvalidRequest(f"{what} must be one drive path segment, not {name!r}")
+    return name
 
 
 def write_atomic(target: Path, data: bytes) -> None:

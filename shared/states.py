@@ -196,3 +196,23 @@ class AttemptOutcome(enum.StrEnum):
     DELIVERED = "delivered"  # acknowledged (webhook: a 2xx; email: accepted by the server)
     FAILED = "failed"  # refused, timed out, unreachable or any other answer
     LOST = "lost"  # its worker stopped before it finished; the lease ran out
+
+
+# -- teams and keys ---------------------------------------------------------------------------
+class TeamRole(enum.StrEnum):
+    ADMIN = "admin"  # reads and writes the team's space, manages its members
+    MEMBER = "member"  # reads and writes the team's space
+    VIEWER = "viewer"  # reads the team's space
+
+
+class Permission(enum.StrEnum):
+    """What an API key may do (seed 003's permissions); a bearer token may do all of it."""
+
+    VIEW_JOBS = "ViewJobs"  # status, logs, lists, deliveries
+    MANAGE_JOBS = "ManageJobs"  # compile, run, pause, resume, cancel, retry, tags, sharing
+    MANAGE_FILES = "ManageFiles"  # the drive: read, write, delete
+    REVIEW_JOBS = "ReviewJobs"  # records stopped at checkpoints: read, correct, close
+    ADMIN = "Admin"  # all of the above, and teams, keys and users as the owner may
+
+
+ALL_PERMISSIONS = frozenset(Permission)

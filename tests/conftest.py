@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url, text
 
+from shared.accounts.credentials import create_token
+from shared.accounts.users import create_user
 from shared.config import Settings
 from shared.drive import Drive
 from shared.store.db import engine_for, session_scope
 from shared.store.migrate import upgrade
-from shared.users import create_token, create_user
 from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +186,7 @@ def stack(request, redis_server_url, tmp_path_factory):
         for username, admin in (("alice", False), ("bob", False), ("root", True)):
             create_user(session, username, is_admin=admin)
             tokens[username] = create_token(session, username)
-            Drive(settings.drive_root).user_home(username)
+            Drive(settings.drive_root).space_home(username)
 
     from api.app import create_app
 

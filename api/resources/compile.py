@@ -6,9 +6,11 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
 from api.context import settings, store
+from api.permissions import needs
 from api.resources.enqueue import publish_or_fail
 from api.schemas import CompileArgs, JobIdResponse
 from shared.runs.compile import CompileRequest, start_compile
+from shared.states import Permission
 
 blp = Blueprint(
     "flow_binary",
@@ -20,6 +22,7 @@ blp = Blueprint(
 
 @blp.route("/compile")
 class Compile(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(CompileArgs)
     @blp.response(200, JobIdResponse)
     def post(self, args):

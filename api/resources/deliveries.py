@@ -12,10 +12,12 @@ from marshmallow import fields, validate
 from api.blueprint import Blueprint, principal
 from api.context import publisher, store
 from api.fields import MAX_INT64, Text
+from api.permissions import needs
+from shared.accounts.access import get_job_for
 from shared.delivery import store as delivery_store
 from shared.delivery.policy import MAX_ATTEMPTS
 from shared.engine.broker_work import BrokerWork
-from shared.jobs.store import get_job_for
+from shared.states import Permission
 from shared.store.models import Delivery, DeliveryAttempt
 
 blp = Blueprint(
@@ -129,6 +131,7 @@ class SecretResponse(ma.Schema):
 
 @blp.route("/deliveries")
 class JobDeliveries(MethodView):
+    @needs(Permission.VIEW_JOBS)
     @blp.arguments(DeliveriesArgs, location="query")
     @blp.response(200, DeliveriesResponse)
     def get(self, args):
@@ -146,6 +149,7 @@ class JobDeliveries(MethodView):
 # rather than reaching the store, which cannot compare it.
 @blp.route(f"/deliveries/<int(max={MAX_INT64}):delivery_id>/redeliver")
 class Redeliver(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.response(200, RedeliverResponse)
     def post(self, delivery_id: int):
         """Send a delivery again now: a pending one is moved forward, a delivered or failed
@@ -161,6 +165,7 @@ class Redeliver(MethodView):
 
 @blp.route("/webhooks/secret")
 class WebhookSecretView(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.response(200, SecretResponse)
     def get(self):
         """Whether your webhooks are signed (the secret itself is never shown again)"""
@@ -168,6 +173,7 @@ class WebhookSecretView(MethodView):
             configured = delivery_store.has_secret(session, principal().user_id)
         return {"status": "OK", "configured": configured}
 
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(SecretArgs)
     @blp.response(200, SecretResponse)
     def put(self, args):
@@ -178,6 +184,7 @@ class WebhookSecretView(MethodView):
             delivery_store.set_secret(session, principal().user_id, secret, delivery_store.utcnow())
         return {"status": "OK", "configured": True, "secret": secret}
 
+    @needs(Permission.MANAGE_JOBS)
     @blp.response(200, SecretResponse)
     def delete(self):
         """Stop signing your webhooks"""

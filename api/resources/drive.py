@@ -11,7 +11,10 @@ from werkzeug.routing import PathConverter
 from api.blueprint import Blueprint, principal
 from api.context import settings
 from api.fields import DRIVE_ENTRY, DRIVE_PATH, DRIVE_PATH_DOC
+from api.permissions import needs
+from shared.accounts.access import drive_for
 from shared.drive import Drive
+from shared.states import Permission
 
 blp = Blueprint(
     "drive",
@@ -82,11 +85,12 @@ class Deleted(ma.Schema):
 
 
 def _drive() -> Drive:
-    return Drive(settings().drive_root)
+    return drive_for(settings())
 
 
 @blp.route("/<drive_path:path>")
 class DriveEntry(MethodView):
+    @needs(Permission.MANAGE_FILES)
     @blp.response(200, FolderListing, description=LISTING_OR_BYTES)
     @blp.alt_response(
         200, schema=BYTES, content_type="application/octet-stream", description=LISTING_OR_BYTES
@@ -99,6 +103,7 @@ class DriveEntry(MethodView):
             return {"status": "OK", "path": target.relative, "entries": drive.listing(target)}
         return Response(drive.read(target), mimetype="application/octet-stream")
 
+    @needs(Permission.MANAGE_FILES)
     @blp.doc(
         parameters=[_entry_parameter("a file inside your folder; its parents are created")],
         requestBody={"content": {"application/octet-stream": {"schema": BYTES}}},
@@ -107,15 +112,16 @@ class DriveEntry(MethodView):
     def put(self, path: str):
         """Upload the raw request body as a file (parent folders are created)"""
         drive = _drive()
-        target = drive.resolve(principal(), path)
+        target = drive.resolve(principal(), path, write=True)
         drive.write(target, request.get_data())
         return {"status": "OK", "path": target.relative, "size": target.real.stat().st_size}
 
+    @needs(Permission.MANAGE_FILES)
     @blp.doc(parameters=[_entry_parameter("a file or folder inside your folder")])
     @blp.response(200, Deleted)
     def delete(self, path: str):
         """Delete a file or a folder with everything in it"""
         drive = _drive()
-        target = drive.resolve(principal(), path)
+        target = drive.resolve(principal(), path, write=True)
         drive.delete(target)
         return {"status": "OK", "path": target.relative}

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from api.blueprint import Blueprint
 from api.context import store
+from api.permissions import PUBLIC, needs
 
 blp = Blueprint(
     "health",
@@ -24,6 +25,7 @@ class HealthSchema(ma.Schema):
 
 @blp.route("")
 class Health(MethodView):
+    @needs(PUBLIC)
     @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self):

@@ -9,6 +9,11 @@ from urllib.parse import urlencode
 from flask import request
 from flask.views import MethodView
 
+from api.account_schemas import (
+    CollaborationQuery,
+    CollaborationResponse,
+    SetCollaborationArgs,
+)
 from api.blueprint import Blueprint, principal
 from api.context import publisher, settings, store
 from api.job_schemas import (
@@ -22,16 +27,18 @@ from api.job_schemas import (
     TagsArgs,
     TagsResponse,
 )
+from api.permissions import needs
 from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
+from shared.accounts.access import JobNeed, get_job_for
 from shared.engine.broker_work import BrokerWork
 from shared.jobs.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
 from shared.jobs.log import read_logs
-from shared.jobs.store import get_job_for, tags_of
+from shared.jobs.store import tags_of
 from shared.jobs.summary import jobs_with_running_steps, run_summaries
 from shared.review.metrics import review_metrics
-from shared.runs import bulk, control
-from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Transition
+from shared.runs import bulk, control, sharing
+from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Permission, Transition
 
 blp = Blueprint(
     "jobs", __name__, url_prefix="/api/v1/jobs", description="Status, logs and control of jobs"
@@ -57,12 +64,13 @@ def _window(args: dict) -> tuple[datetime, datetime]:
 
 @blp.route("/status")
 class JobStatusView(MethodView):
+    @needs(Permission.VIEW_JOBS)
     @blp.arguments(StatusArgs, location="query")
     @blp.response(200, StatusResponse)
     def get(self, args):
         """Current status of a job; results once it is done"""
         with store(read_only=True) as session:
-            job = get_job_for(session, principal(), args["job_id"], as_reviewer=True)
+            job = get_job_for(session, principal(), args["job_id"])
             summaries = run_summaries(session, [job])
             metrics = review_metrics(session, [job], summaries)
             running = bool(jobs_with_running_steps(session, [job.id]))
@@ -71,18 +79,20 @@ class JobStatusView(MethodView):
 
 @blp.route("/get_logs")
 class JobLogs(MethodView):
+    @needs(Permission.VIEW_JOBS)
     @blp.arguments(LogsArgs, location="query")
     @blp.response(200, LogsResponse)
     def get(self, args):
         """A page of the job's log lines, oldest first; pass next_offset to read on"""
         with store(read_only=True) as session:
-            job = get_job_for(session, principal(), args["job_id"], as_reviewer=True)
+            job = get_job_for(session, principal(), args["job_id"])
             logs = read_logs(session, job.id, args["offset"], args["limit"])
         return {"logs": logs, "next_offset": args["offset"] + len(logs)}
 
 
 @blp.route("/list")
 class JobList(MethodView):
+    @needs(Permission.VIEW_JOBS)
     @blp.arguments(ListArgs, location="query")
     @blp.response(200, ListResponse)
     def get(self, args):
@@ -135,11 +145,12 @@ class JobList(MethodView):
 
 
 def _control_view(operation: Callable, args_schema=JobIdArgs):
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(args_schema, location="query")
     @blp.response(200, OkResponse)
     def get(self, args):
         with store() as session:
-            job = get_job_for(session, principal(), args["job_id"])
+            job = get_job_for(session, principal(), args["job_id"], JobNeed.CONTROL)
             work = operation(session, job, args)
         publisher().apply(work)
         return {"status": "OK"}
@@ -177,6 +188,7 @@ class RetryJob(MethodView):
 def _bulk_view(transition: Transition, operation: Callable):
     """A bulk form: ``operation`` on every job of the window that ``transition`` may move."""
 
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(BulkArgs, location="query")
     @blp.response(200, BulkResponse)
     def get(self, args):
@@ -212,6 +224,7 @@ class CancelAll(MethodView):
 
 @blp.route("/tags")
 class JobTags(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(TagsArgs)
     @blp.response(200, TagsResponse)
     def post(self, args):
@@ -219,3 +232,31 @@ class JobTags(MethodView):
         with store() as session:
             tags = control.set_job_tags(session, principal(), args["job_id"], args["names"])
         return {"status": "OK", "updated_tags": tags}
+
+
+@blp.route("/collaboration")
+class JobCollaboration(MethodView):
+    @needs(Permission.VIEW_JOBS)
+    @blp.arguments(CollaborationQuery, location="query")
+    @blp.response(200, CollaborationResponse)
+    def get(self, args):
+        """Who a job is shared with, and for which steps"""
+        with store(read_only=True) as session:
+            shown = sharing.collaboration_for(session, principal(), args["job_id"])
+        return {"status": "OK", "job_id": args["job_id"], "collaboration": shown}
+
+    @needs(Permission.MANAGE_JOBS)
+    @blp.arguments(SetCollaborationArgs)
+    @blp.response(200, CollaborationResponse)
+    def post(self, args):
+        """Replace who a job is shared with (its owner or an admin)
+
+        Seed 002's collaboration: `teams` by `id` or `name`, `users` by `id`, `email` or
+        `username`, each with `steps`: step ids of the job's flow (they see the job, read those
+        steps' outputs and review the records stopped at them) or `"*"` (every step, and
+        control of the job). An unknown team, user or step id is a 400 naming it."""
+        with store() as session:
+            shown = sharing.set_collaboration(
+                session, settings(), principal(), args["job_id"], args["collaboration"]
+            )
+        return {"status": "OK", "job_id": args["job_id"], "collaboration": shown}

@@ -8,6 +8,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
 from api.context import settings, store
+from api.permissions import needs
 from api.review_schemas import (
     AssignArgs,
     CloseArgs,
@@ -19,6 +20,7 @@ from api.review_schemas import (
 )
 from shared.jobs.summary import run_summaries
 from shared.review import access, metrics, records
+from shared.states import Permission
 
 blp = Blueprint(
     "review",
@@ -40,6 +42,7 @@ def _review_state(job) -> dict:
 
 @blp.route("/records")
 class RecordsForReview(MethodView):
+    @needs(Permission.REVIEW_JOBS)
     @blp.arguments(ReviewJobArgs, location="query")
     @blp.response(200, RecordsResponse)
     def get(self, args):
@@ -51,8 +54,8 @@ class RecordsForReview(MethodView):
         only; anyone else gets a 404.
         """
         with store() as session:
-            job = access.get_job_for_review(session, principal(), args["job_id"])
-            awaiting = records.records_awaiting_review(session, settings(), job)
+            job, grant = access.get_job_for_review(session, principal(), args["job_id"])
+            awaiting = records.records_awaiting_review(session, settings(), job, grant)
             counts = metrics.review_metrics(session, [job], run_summaries(session, [job]))
             return {
                 **_review_state(job),
@@ -63,6 +66,7 @@ class RecordsForReview(MethodView):
 
 @blp.route("/correct")
 class CorrectRecord(MethodView):
+    @needs(Permission.REVIEW_JOBS)
     @blp.arguments(CorrectArgs)
     @blp.response(200, CorrectResponse)
     def post(self, args):
@@ -90,6 +94,7 @@ class CorrectRecord(MethodView):
 
 @blp.route("/assign")
 class AssignReviewer(MethodView):
+    @needs(Permission.REVIEW_JOBS)
     @blp.arguments(AssignArgs)
     @blp.response(200, ReviewStateResponse)
     def post(self, args):
@@ -105,6 +110,7 @@ class AssignReviewer(MethodView):
 
 @blp.route("/complete")
 class CloseReview(MethodView):
+    @needs(Permission.REVIEW_JOBS)
     @blp.arguments(CloseArgs)
     @blp.response(200, ReviewStateResponse)
     def post(self, args):

@@ -6,9 +6,11 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
 from api.context import settings
+from api.permissions import needs
 from api.resources.enqueue import publish_or_fail
 from api.schemas import RunAsyncArgs, RunAsyncResponse
 from shared.runs.submit import RunRequest, RunSettings, create_run
+from shared.states import Permission
 
 blp = Blueprint("flow", __name__, url_prefix="/api/v1/flow", description="Run flow binaries")
 
@@ -32,12 +34,14 @@ def _run_request(args: dict) -> RunRequest:
             webhook_config=run["webhook_config"],
             notification_emails=tuple(run["notification_emails"]),
             pipeline_ids=tuple(run["pipeline_ids"]),
+            collaboration=run["collaboration"],
         ),
     )
 
 
 @blp.route("/run_binary_async")
 class RunBinaryAsync(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(RunAsyncArgs)
     @blp.response(200, RunAsyncResponse)
     def post(self, args):

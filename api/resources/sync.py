@@ -10,9 +10,11 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
 from api.context import settings, store
+from api.permissions import needs
 from api.sync_schemas import RunSyncArgs, RunSyncResponse
 from shared.runs.sync import SyncFile, SyncRequest, run_sync
 from shared.runs.sync_runners import RunnerPool
+from shared.states import Permission
 
 blp = Blueprint(
     "flow_sync",
@@ -36,6 +38,7 @@ def runner_pool() -> RunnerPool:
 
 @blp.route("/run_binary_sync")
 class RunBinarySync(MethodView):
+    @needs(Permission.MANAGE_JOBS)
     @blp.arguments(RunSyncArgs)
     @blp.response(200, RunSyncResponse)
     def post(self, args):

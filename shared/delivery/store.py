@@ -21,12 +21,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import JobNeed, get_job_for
+from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.delivery.policy import MAX_ATTEMPTS, lease_seconds, retry_delay
 from shared.errors import NotFound
 from shared.states import AttemptOutcome, DeliveryStatus
 from shared.store.models import Delivery, DeliveryAttempt, Job, WebhookSecret
-from shared.users import Principal
 
 LOST_ERROR = "the worker stopped before the attempt finished (its claim lapsed)"
 
@@ -219,12 +220,16 @@ def record_attempt(
     return status if moved == 1 else None
 
 
-def get_delivery_for(session: Session, principal: Principal, delivery_id: int) -> Delivery:
-    """The delivery, if the caller may see its job. Another user's is reported as missing."""
+def get_delivery_for(
+    session: Session, principal: Principal, delivery_id: int, need: JobNeed = JobNeed.VIEW
+) -> Delivery:
+    """The delivery, if the caller may do ``need`` to its job; one of a job the caller may not
+    see is reported as missing."""
     delivery = session.get(Delivery, delivery_id)
-    if delivery is not None and not principal.is_admin:
-        owner = session.scalar(select(Job.owner_id).where(Job.id == delivery.job_id))
-        if owner != principal.user_id:
+    if delivery is not None:
+        try:
+            get_job_for(session, principal, delivery.job_id, need)
+        except NotFound:
             delivery = None
     if delivery is None:
         raise NotFound(f"no delivery with id {delivery_id}")
@@ -251,7 +256,7 @@ def redeliver(session: Session, principal: Principal, delivery_id: int, now: dat
     """Make a delivery due now. A pending one is moved forward (it keeps its attempts); a
     delivered or failed one is copied into a new delivery with a fresh set of attempts, so the
     history of the first stays as it was."""
-    delivery = get_delivery_for(session, principal, delivery_id)
+    delivery = get_delivery_for(session, principal, delivery_id, JobNeed.CONTROL)
     if delivery.status == DeliveryStatus.PENDING:
         session.execute(
             update(Delivery)

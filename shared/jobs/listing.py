@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import visible_jobs
+from shared.accounts.principal import Principal
 from shared.errors import InvalidRequest
 from shared.states import LIST_STATE_FILTER, JobKind, ReviewState
 from shared.store.models import Job, JobPipeline, JobTag, User
-from shared.users import Principal
 
 REVIEW_STATES = set(ReviewState) | {"IN_REVIEW"}
 
@@ -46,11 +47,9 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
         Job.created_at >= wanted.from_timestamp,
         Job.created_at <= wanted.to_timestamp,
     )
-    if not principal.is_admin:
-        # A user sees their own jobs and the ones they were assigned to review.
-        query = query.where(
-            or_(Job.owner_id == principal.user_id, Job.reviewer == principal.username)
-        )
+    visible = visible_jobs(principal)
+    if visible is not None:
+        query = query.where(visible)
     if wanted.user:
         owner = session.scalar(select(User.id).where(User.username == wanted.user))
         query = query.where(Job.owner_id == (owner if owner is not None else -1))

@@ -1,4 +1,5 @@
-"""Jobs in the store: guarded state transitions, tags and who may see a job."""
+"""Jobs in the store: guarded state transitions and tags. Who may see a job is decided in
+shared/accounts/access.py."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shared.delivery import notify
-from shared.errors import InvalidRequest, InvalidTransition, NotFound
+from shared.errors import InvalidTransition, NotFound
 from shared.states import ENDED, JobStatus, allowed_sources
 from shared.store.db import connection_of
 from shared.store.models import Job, JobTag
 from shared.store.prepared import Prepared, one_of
-from shared.users import Principal
 
 
 def add_tags(store: Session | Connection, job_id: str, tags: list[str]) -> list[str]:
@@ -40,24 +40,6 @@ def tags_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     for job_id, tag in rows:
         tags[job_id].append(tag)
     return tags
-
-
-def get_job_for(
-    session: Session, principal: Principal, job_id: str | None, *, as_reviewer: bool = False
-) -> Job:
-    """The job, if the caller may see it: its owner or an admin, and with ``as_reviewer`` also
-    its assigned reviewer. Another user's job is reported as missing."""
-    if not job_id:
-        raise InvalidRequest("job_id is required")
-    job = session.get(Job, job_id)
-    allowed = job is not None and (
-        job.owner_id == principal.user_id
-        or principal.is_admin
-        or (as_reviewer and bool(job.reviewer) and job.reviewer == principal.username)
-    )
-    if not allowed:
-        raise NotFound(f"no job with id {job_id!r}")
-    return job
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.process import Popen, Process
 
-from shared import users
+from shared.accounts import credentials, users
 from shared.config import Settings
 from shared.drive import Drive
 from shared.errors import NotFound
@@ -61,7 +61,7 @@ def resolve_admin_token(settings: Settings) -> str:
         token = path.read_text().strip()
         if token:
             return token
-    token = users.new_token()
+    token = credentials.new_token()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Created with 0600 from the start, so the token is never readable by others, not even briefly.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -74,8 +74,8 @@ def resolve_admin_token(settings: Settings) -> str:
 def ensure_admin_user(settings: Settings, token: str) -> None:
     """The user ``admin``, authenticated by ``token``, with its drive folder."""
     with db.session_scope(settings.sql_url) as session:
-        users.ensure_admin(session, token)
-    Drive(settings.drive_root).user_home(users.ADMIN_USERNAME)
+        credentials.ensure_admin(session, token)
+    Drive(settings.drive_root).space_home(users.ADMIN_USERNAME)
 
 
 def bootstrap(settings: Settings) -> str:

@@ -21,20 +21,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import JobGrant
+from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.drive import write_atomic
 from shared.engine.layout import step_output_file
 from shared.engine.snapshot import cached_binary
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.review import access
 from shared.states import FileStatus, JobStatus
 from shared.store.models import Job, JobFile, RecordReview, utcnow
-from shared.users import Principal
 
 
-def records_awaiting_review(session: Session, settings: Settings, job: Job) -> list[dict]:
-    """For each file stopped at a checkpoint, the records that checkpoint stopped, in file and
-    record order, each with the review it got in the job's current stop (if any)."""
+def records_awaiting_review(
+    session: Session, settings: Settings, job: Job, grant: JobGrant
+) -> list[dict]:
+    """For each file stopped at a checkpoint the caller's ``grant`` covers, the records that
+    checkpoint stopped, in file and record order, each with the review it got in the job's
+    current stop (if any)."""
     binary = cached_binary(settings, job.binary_hash)
     reviews = _reviews_of_current_stop(session, job)
     listed = []
@@ -48,6 +52,8 @@ def records_awaiting_review(session: Session, settings: Settings, job: Job) -> l
         .order_by(JobFile.file_index)
     ):
         step_id = binary.steps[row.checkpoint_step].id
+        if not grant.covers(step_id):
+            continue
         output = _read_records(
             step_output_file(settings, job, binary, row.checkpoint_step, row.file_name),
             step_id,
@@ -70,7 +76,7 @@ def correct_record(
 ) -> dict:
     """Set ``fields`` on a stopped record where its checkpoint will read it again on retry,
     and record the review; no fields marks the record reviewed without change."""
-    job = access.get_job_for_review(session, principal, job_id)
+    job, grant = access.get_job_for_review(session, principal, job_id)
     # Held until commit: a retry (which moves the job on) waits for this correction.
     session.refresh(job, with_for_update=True)
     if job.status != JobStatus.STOPPED_AT_CHECKPOINT:
@@ -90,6 +96,11 @@ def correct_record(
         )
     binary = cached_binary(settings, job.binary_hash)
     step_id = binary.steps[row.checkpoint_step].id
+    if not grant.covers(step_id):
+        raise Forbidden(
+            f"job {job.id!r} is shared with you for other steps than checkpoint '{step_id}', "
+            "where this record stopped"
+        )
     if row.checkpoint_step == 0:
         raise Conflict(
             f"checkpoint '{step_id}' is the flow's first step, so there is no "

@@ -9,10 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import controlled_jobs
+from shared.accounts.principal import Principal
 from shared.jobs.listing import tagged_with_any
 from shared.states import JobKind, JobStatus
 from shared.store.models import Job, User
-from shared.users import Principal
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,10 @@ def select_jobs_for_bulk(
         Job.created_at >= bulk.from_timestamp,
         Job.created_at <= bulk.to_timestamp,
     )
-    if not principal.is_admin:
-        # A non-admin acts on their own jobs only, whatever `user` says.
-        query = query.where(Job.owner_id == principal.user_id)
+    controlled = controlled_jobs(principal)
+    if controlled is not None:
+        # A non-admin acts only on the jobs they control, whatever `user` says.
+        query = query.where(controlled)
     elif bulk.user:
         query = query.join(User, User.id == Job.owner_id).where(User.username == bulk.user)
     if bulk.tags:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import drive_for
+from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.drive import Drive, write_atomic
 from shared.engine.broker_work import BrokerWork
@@ -18,7 +20,6 @@ from shared.jobs.store import transition_job
 from shared.states import JobKind, JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, User
-from shared.users import Principal
 
 BINARY_TYPES = ("Single Flow", "Metaflow", "Flows")
 
@@ -39,12 +40,14 @@ def start_compile(
         raise InvalidRequest(
             f"binary_type {request.binary_type!r} is not one of {', '.join(BINARY_TYPES)}"
         )
-    drive = Drive(settings.drive_root)
+    drive = drive_for(settings)
     root = drive.resolve(principal, request.flow_project_root)
     if not root.real.is_dir():
         raise NotFound(f"no flow project folder at {root.relative!r}")
-    if request.predefined_binary_path:
-        drive.resolve(principal, request.predefined_binary_path)
+    # Where the binary will go must be writable now, not only when the worker gets to it.
+    drive.resolve(
+        principal, request.predefined_binary_path or f"{root.relative}/build/bin", write=True
+    )
     job_id = new_job_id(None)
     ensure_job_id_free(session, job_id)
     job = Job(
@@ -79,7 +82,7 @@ def run_compile(settings: Settings, job_id: str, task_id: str) -> None:
         principal = Principal(owner.id, owner.username, owner.is_admin)
     logger = JobLogger(job.id, task_id, job.trace_id)
     request = job.settings
-    drive = Drive(settings.drive_root)
+    drive = drive_for(settings)
     try:
         root = drive.resolve(principal, request["flow_project_root"])
         logger.info(f"Compiling {request['binary_type']} binary from {root.relative}")
@@ -116,9 +119,9 @@ def _binary_target(
     drive: Drive, principal: Principal, root: str, predefined: str | None, file_name: str
 ):
     if predefined and predefined.endswith(".ibflowbin"):
-        return drive.resolve(principal, predefined)
+        return drive.resolve(principal, predefined, write=True)
     folder = predefined or f"{root}/build/bin"
-    return drive.resolve(principal, f"{folder.rstrip('/')}/{file_name}")
+    return drive.resolve(principal, f"{folder.rstrip('/')}/{file_name}", write=True)
 
 
 def _finish(

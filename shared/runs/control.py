@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import JobNeed, get_job_for
+from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.engine.broker_work import BrokerWork
 from shared.engine.scheduling import schedule_files
 from shared.errors import Conflict, InvalidRequest
-from shared.jobs.store import get_job_for, set_tags, transition_job
+from shared.jobs.store import set_tags, transition_job
 from shared.states import CANCEL, PAUSE, RESUME, RETRY, FileStatus, JobKind, JobStatus
 from shared.store.models import Job, JobFile
-from shared.users import Principal
 
 RETRY_TYPES = ("all", "checkpoint_failure", "step_failure")
 
@@ -150,5 +151,5 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
 def set_job_tags(
     session: Session, principal: Principal, job_id: str, names: list[str] | None
 ) -> list[str]:
-    job = get_job_for(session, principal, job_id)
+    job = get_job_for(session, principal, job_id, JobNeed.CONTROL)
     return set_tags(session, job.id, list(names or []))

@@ -1,6 +1,6 @@
-"""Recording a submitted run: the INSERTs of the job with its files, tags and pipelines, all or
-nothing. The ORM's unit of work costs more than the rows, so these are Core inserts; on
-PostgreSQL a small run is one prepared statement."""
+"""Recording a submitted run: the INSERTs of the job with its files, tags, pipelines and
+collaborators, all or nothing. The ORM's unit of work costs more than the rows, so these are
+Core inserts; on PostgreSQL a small run is one prepared statement."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import Column, Table, bindparam, insert
 
 from shared.jobs.store import add_tags
 from shared.store.db import connection_scope, statement_scope
-from shared.store.models import Job, JobFile, JobPipeline, with_defaults
+from shared.store.models import Job, JobFile, JobPipeline, JobShare, with_defaults
 from shared.store.prepared import Prepared
 
 _INSERT_JOB = insert(Job.__table__)
@@ -21,14 +21,20 @@ ONE_STATEMENT_FILES = 32
 
 
 def record_run(
-    url: str, job_row: dict, file_rows: list[dict], tags: list[str], pipelines: list[dict]
+    url: str,
+    job_row: dict,
+    file_rows: list[dict],
+    tags: list[str],
+    pipelines: list[dict],
+    shares: list[dict] = (),
 ) -> None:
-    """Insert the job with its files, tags and pipelines, all or nothing."""
+    """Insert the job with its files, tags, pipelines and shares, all or nothing."""
     if (
         url.startswith("postgresql")
         and len(file_rows) <= ONE_STATEMENT_FILES
         and not tags
         and not pipelines
+        and not shares
     ):
         # One statement is atomic: it runs in autocommit, one round trip instead of four.
         with statement_scope(url) as conn:
@@ -41,6 +47,8 @@ def record_run(
         add_tags(conn, job_row["id"], tags)
         if pipelines:
             conn.execute(insert(JobPipeline.__table__), pipelines)
+        if shares:
+            conn.execute(insert(JobShare.__table__), shares)
 
 
 def _given(table: Table) -> list[Column]:

@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from shared.accounts import collaboration
+from shared.accounts.access import drive_for
+from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.delivery import webhooks
 from shared.drive import Drive, DrivePath, write_atomic
@@ -24,9 +27,8 @@ from shared.flow.output_schema import from_runtime_config as runtime_output_sche
 from shared.jobs.ids import ensure_job_id_free, new_job_id, new_task_id, new_trace_id
 from shared.runs.record import record_run
 from shared.states import FileStatus, JobKind, JobStatus
-from shared.store.db import statement_scope
+from shared.store.db import session_scope, statement_scope
 from shared.store.models import Job, JobFile
-from shared.users import Principal
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class RunSettings:
     webhook_config: dict | None = None
     notification_emails: tuple[str, ...] = ()
     pipeline_ids: tuple[str, ...] = ()
+    # Seed 002's collaboration: who else sees and works on the job (shared/accounts/).
+    collaboration: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,19 @@ def create_run(
     # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
     webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
     check_output_schema(request.settings.runtime_config)
-    drive = Drive(settings.drive_root)
+    drive = drive_for(settings)
     binary_file = drive.resolve(principal, request.binary_path)
     if not binary_file.real.is_file():
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
     data = binary_file.real.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     binary = load_binary_cached(digest, data)
+    collaborators = []
+    if request.settings.collaboration:
+        with session_scope(settings.sql_url, read_only=True) as session:
+            collaborators = collaboration.resolve(
+                session, request.settings.collaboration, [step.id for step in binary.steps]
+            )
 
     input_dir = drive.resolve(principal, request.input_dir)
     if not input_dir.real.is_dir():
@@ -108,7 +118,7 @@ def create_run(
     output = output_root
     if run.output_has_run_id:
         run_id = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S") + f"_{job_id}"
-        output = drive.resolve(principal, f"{output_root.relative}/{run_id}")
+        output = drive.resolve(principal, f"{output_root.relative}/{run_id}", write=True)
     elif run.delete_out_dir and output_root.real.is_dir():
         shutil.rmtree(output_root.real)
     output.real.mkdir(parents=True, exist_ok=True)
@@ -162,7 +172,14 @@ def create_run(
         for pipeline_id in dict.fromkeys(run.pipeline_ids)
     ]
     try:
-        record_run(settings.sql_url, job_row, file_rows, list(run.tags), pipelines)
+        record_run(
+            settings.sql_url,
+            job_row,
+            file_rows,
+            list(run.tags),
+            pipelines,
+            collaboration.share_rows(job_id, collaborators),
+        )
     except IntegrityError as error:  # another request took the same id meanwhile
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
     # Detached copies of what was inserted, for the caller to read.
@@ -177,7 +194,7 @@ def _output_root(
     drive: Drive, principal: Principal, request: RunRequest, input_dir: DrivePath
 ) -> DrivePath:
     if request.output_dir:
-        output = drive.resolve(principal, request.output_dir)
+        output = drive.resolve(principal, request.output_dir, write=True)
     else:
         parent = input_dir.relative.rsplit("/", 1)[0] if "/" in input_dir.relative else None
         if parent is None:
@@ -185,7 +202,7 @@ def _output_root(
                 "input_dir is a drive root, so output_dir cannot default to input_dir/../out: "
                 "pass output_dir"
             )
-        output = drive.resolve(principal, f"{parent}/out")
+        output = drive.resolve(principal, f"{parent}/out", write=True)
     # Deleting or writing the output must never touch the inputs.
     if output.real == input_dir.real or output.real in input_dir.real.parents:
         raise InvalidRequest("output_dir must not be input_dir or a folder that contains it")

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import drive_for
+from shared.accounts.principal import Principal
 from shared.config import Settings
-from shared.drive import Drive
 from shared.errors import FlowbinError, InvalidRequest, NotFound, TooLarge
 from shared.flow import output_schema
 from shared.flow.binary import CompiledBinary, load_binary_cached
@@ -32,7 +33,6 @@ from shared.runs.sync_runners import RunnerPool, SyncOutcome, SyncWork
 from shared.states import FileStatus, JobKind, JobStatus
 from shared.store.models import Job, JobFile
 from shared.url_guard import UrlGuard, parse_networks
-from shared.users import Principal
 
 MAX_FILES = 5
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -93,7 +93,7 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
         output_schema.from_runtime_config(request.runtime_config)
     except ValueError as exc:
         raise InvalidRequest(f"options.runtime_config.{exc}") from None
-    binary_file = Drive(settings.drive_root).resolve(principal, request.binary_path)
+    binary_file = drive_for(settings).resolve(principal, request.binary_path)
     if not binary_file.real.is_file():
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
     data = binary_file.real.read_bytes()

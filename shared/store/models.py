@@ -24,8 +24,9 @@ from shared.states import (
     JobKind,
     JobStatus,
     ReviewState,
+    TeamRole,
 )
-from shared.store.types import StrEnumType, UTCDateTime, utcnow
+from shared.store.types import StrEnumType, UTCDateTime, new_uuid, utcnow
 
 
 class Base(DeclarativeBase):
@@ -35,13 +36,23 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
 
+    # The store's own key, which every other table refers to; ``uuid`` is the id the API shows.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Always set (its default, and migration 0007 for older users), but nullable in the schema:
+    # SQLite cannot add NOT NULL to a table other tables refer to without rebuilding it.
+    uuid: Mapped[str] = mapped_column(
+        String(36), nullable=True, unique=True, index=True, default=new_uuid
+    )
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True, index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ApiToken(Base):
+    """A credential: a bearer token (every right of its user) or an API key (``permissions``,
+    an optional expiry, its last use). Both authenticate with one indexed lookup of the hash."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -51,6 +62,33 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set for API keys only: their id in the API, what they may do, when they stop working.
+    key_id: Mapped[str | None] = mapped_column(String(36), unique=True, index=True)
+    permissions: Mapped[list | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Team(Base):
+    """A named group of users; its name is also its drive space (the first path segment)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[TeamRole] = mapped_column(StrEnumType(TeamRole, 16))
 
 
 class Job(Base):
@@ -112,6 +150,31 @@ class JobPipeline(Base):
     pipeline_id: Mapped[str] = mapped_column(String(100), primary_key=True)
 
     __table_args__ = (Index("ix_job_pipelines_pipeline_id", "pipeline_id"),)
+
+
+class JobShare(Base):
+    """One collaborator of a job (seed 002's collaboration): a team or a user, and the step ids
+    of the job's flow it may work on (``["*"]``: every step, and control of the job)."""
+
+    __tablename__ = "job_shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[str | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    steps: Mapped[list] = mapped_column(JSON, default=list)
+    # steps == ["*"]: the collaborator also controls the job. A column, so that the bulk forms
+    # can select the jobs a user controls in SQL.
+    controls: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "team_id", name="uq_job_shares_team"),
+        UniqueConstraint("job_id", "user_id", name="uq_job_shares_user"),
+    )
 
 
 class JobFile(Base):

@@ -25,6 +25,8 @@ import redis
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
+from shared.accounts.credentials import create_token
+from shared.accounts.users import create_user
 from shared.config import Settings
 from shared.drive import Drive
 from shared.engine.layout import combined_results_file, results_file
@@ -33,7 +35,6 @@ from shared.states import ENDED
 from shared.store.db import engine_for, session_scope
 from shared.store.migrate import upgrade
 from shared.store.models import Job, JobFile, JobLog
-from shared.users import create_token, create_user
 from tests.chaos.flows import CHAOS_UDFS, SYNC_FLOW, WORK_FLOW
 from tests.chaos.support import CHAOS_APPLICATION, FIGURES, Run
 from tests.conftest import (
@@ -302,7 +303,7 @@ def chaos_store(request, redis_server_url, tmp_path_factory):
     with session_scope(url) as session:
         create_user(session, "alice")
         tokens["alice"] = create_token(session, "alice")
-    Drive(settings.drive_root).user_home("alice")
+    Drive(settings.drive_root).space_home("alice")
     binaries = compile_flows(settings, tmp / "project")
     from api.app import create_app
 

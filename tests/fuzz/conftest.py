@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from shared.accounts.credentials import create_token
+from shared.accounts.users import create_user
 from shared.drive import Drive
 from shared.store.db import session_scope
-from shared.users import create_token, create_user
 from tests.conftest import ApiUser
 from tests.integration.flows import compile_flow, invoice, put_project, run_async, wait_done
 
@@ -75,7 +76,7 @@ def fuzz_users(stack) -> FuzzUsers:
         for username, admin in ((USER, False), (ADMIN, True)):
             create_user(session, username, is_admin=admin)
             tokens[username] = create_token(session, username)
-            Drive(stack.settings.drive_root).user_home(username)
+            Drive(stack.settings.drive_root).space_home(username)
     return FuzzUsers(stack.client, tokens)
 
 

@@ -10,6 +10,7 @@ import re
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,14 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from shared.accounts.credentials import authenticate, hash_token, identify
 from shared.config import Settings
 from shared.errors import InvalidRequest
 from shared.ops import stack
 from shared.ops.cli import main
+from shared.states import Permission, TeamRole
 from shared.store.db import session_scope
-from shared.store.models import ApiToken
-from shared.users import authenticate, hash_token
+from shared.store.models import ApiToken, Team, TeamMember, User
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -121,6 +123,256 @@ def test_migrate_creates_the_store_and_the_env_admin(env):
     assert result.stdout == ""
     found = principal(env, ADMIN_TOKEN)
     assert (found.username, found.is_admin) == ("admin", True)
+
+
+def test_users_create_stores_the_email(env):
+    result = run(env, "users", "create", "alice", "--email", "alice@example.com")
+    assert result.exit_code == 0, result.output
+    assert principal(env, result.stdout.strip()).username == "alice"
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        rows = session.execute(select(User.username, User.email)).all()
+    assert [tuple(row) for row in rows] == [("alice", "alice@example.com")]
+
+
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("not-an-email", "is not an email address"),
+        ("alice@example.com", "already has the email 'alice@example.com'"),
+    ],
+)
+def test_users_create_refuses_a_bad_or_taken_email(env, email, message):
+    assert run(env, "users", "create", "alice", "--email", "alice@example.com").exit_code == 0
+    result = run(env, "users", "create", "bob", "--email", email)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stdout == ""
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        assert session.scalars(select(User.username)).all() == ["alice"]
+
+
+# --- flowbin teams -----------------------------------------------------------------------------
+
+
+def make_users(env: dict[str, str], *names: str) -> None:
+    for name in names:
+        result = run(env, "users", "create", name, "--email", f"{name}@example.com")
+        assert result.exit_code == 0, result.output
+
+
+def user_uuid(env: dict[str, str], username: str) -> str:
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        return session.scalar(select(User.uuid).where(User.username == username))
+
+
+def teams_and_roles(env: dict[str, str]) -> dict[tuple[str, str], dict[str, TeamRole]]:
+    """{(team id, team name): {username: role}} for every team in the store."""
+    found: dict[tuple[str, str], dict[str, TeamRole]] = {}
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        for team in session.scalars(select(Team)):
+            found[(team.id, team.name)] = {}
+        rows = session.execute(
+            select(Team.id, Team.name, User.username, TeamMember.role)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .join(User, User.id == TeamMember.user_id)
+        )
+        for team_id, name, username, role in rows:
+            found[(team_id, name)][username] = role
+    return found
+
+
+def test_teams_create_with_members_by_username_email_and_id(env):
+    make_users(env, "alice", "bob", "carol", "dave")
+    result = run(
+        env,
+        "teams",
+        "create",
+        "Test Space",
+        "--member",
+        "bob",
+        "--member",
+        "carol@example.com:viewer",
+        "--member",
+        f"{user_uuid(env, 'alice')}:admin",
+        "--member",
+        "dave:member",
+    )
+    assert result.exit_code == 0, result.output
+    team_id = result.stdout.strip()
+    assert result.stdout == team_id + "\n"
+    assert team_id
+    assert "Test Space" in result.stderr
+    assert teams_and_roles(env) == {
+        (team_id, "Test Space"): {
+            "alice": TeamRole.ADMIN,
+            "bob": TeamRole.MEMBER,
+            "carol": TeamRole.VIEWER,
+            "dave": TeamRole.MEMBER,
+        }
+    }
+    assert (Settings.from_env(env).drive_root / "Test Space").is_dir()
+
+
+def test_teams_create_with_several_admins(env):
+    make_users(env, "alice", "bob")
+    result = run(env, "teams", "create", "ops", "--member", "bob:admin", "--member", "alice:admin")
+    assert result.exit_code == 0, result.output
+    assert teams_and_roles(env) == {
+        (result.stdout.strip(), "ops"): {"alice": TeamRole.ADMIN, "bob": TeamRole.ADMIN}
+    }
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (("alice:admin", "nobody"), "no user 'nobody'"),
+        (("alice:admin", "bob:boss"), "role 'boss' is not one of admin, member, viewer"),
+        (("alice", "bob:viewer"), "give one `--member USER:admin`"),
+        ((), "give one `--member USER:admin`"),
+        (("alice:admin", "alice@example.com"), "'alice' is given twice"),
+    ],
+)
+def test_teams_create_refuses_bad_members(env, members, message):
+    make_users(env, "alice", "bob")
+    args = [word for member in members for word in ("--member", member)]
+    result = run(env, "teams", "create", "Test Space", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert teams_and_roles(env) == {}
+    assert not (Settings.from_env(env).drive_root / "Test Space").exists()
+
+
+def test_teams_create_refuses_a_taken_name(env):
+    make_users(env, "alice", "bob")
+    first = run(env, "teams", "create", "Test Space", "--member", "alice:admin")
+    assert first.exit_code == 0, first.output
+    result = run(env, "teams", "create", "Test Space", "--member", "bob:admin")
+    assert result.exit_code == 1
+    assert "a team named 'Test Space' already exists" in result.stderr
+    assert result.stdout == ""
+    assert teams_and_roles(env) == {(first.stdout.strip(), "Test Space"): {"alice": TeamRole.ADMIN}}
+
+
+def test_teams_create_refuses_a_username_as_name(env):
+    make_users(env, "alice", "bob")
+    result = run(env, "teams", "create", "bob", "--member", "alice:admin")
+    assert result.exit_code == 1
+    assert "'bob' is a username" in result.stderr
+    assert teams_and_roles(env) == {}
+
+
+# --- flowbin keys ------------------------------------------------------------------------------
+
+
+def identify_key(env: dict[str, str], key: str):
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        return identify(session, "basic", key)[0]
+
+
+def stored_key(env: dict[str, str], key: str) -> ApiToken:
+    with session_scope(Settings.from_env(env).sql_url) as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(key)))
+        session.expunge(row)
+        return row
+
+
+def test_keys_create_prints_a_key_with_exactly_the_given_permissions(env):
+    make_users(env, "alice")
+    result = run(
+        env,
+        "keys",
+        "create",
+        "alice@example.com",
+        "--name",
+        "ci",
+        "--permission",
+        "ViewJobs",
+        "--permission",
+        "ManageFiles",
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert result.stdout == key + "\n"
+    found = identify_key(env, key)
+    assert found.username == "alice"
+    assert found.permissions == frozenset({Permission.VIEW_JOBS, Permission.MANAGE_FILES})
+    assert found.may(Permission.VIEW_JOBS) and not found.may(Permission.MANAGE_JOBS)
+    row = stored_key(env, key)
+    assert (row.name, row.expires_at) == ("ci", None)
+    assert row.key_id == found.key_id and row.key_id in result.stderr
+    assert "ManageFiles, ViewJobs" in result.stderr
+    assert key not in result.stderr
+
+
+def test_keys_create_of_an_admin_with_admin_permission_acts_as_admin(env):
+    assert run(env, "users", "create", "root", "--admin").exit_code == 0
+    admin_key = run(env, "keys", "create", "root", "--name", "a", "--permission", "Admin")
+    plain_key = run(env, "keys", "create", "root", "--name", "p", "--permission", "ViewJobs")
+    assert identify_key(env, admin_key.stdout.strip()).is_admin is True
+    assert identify_key(env, plain_key.stdout.strip()).is_admin is False
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("2999-01-31T12:00:00", datetime(2999, 1, 31, 12, tzinfo=UTC)),
+        ("2999-01-31T14:00:00+02:00", datetime(2999, 1, 31, 12, tzinfo=UTC)),
+        ("2999-01-31T12:00:00Z", datetime(2999, 1, 31, 12, tzinfo=UTC)),
+    ],
+)
+def test_keys_create_expiry_is_utc_when_no_zone_is_given(env, given, expected):
+    make_users(env, "alice")
+    result = run(
+        env,
+        "keys",
+        "create",
+        "alice",
+        "--name",
+        "ci",
+        "--permission",
+        "ViewJobs",
+        "--expires-at",
+        given,
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert stored_key(env, key).expires_at == expected
+    assert identify_key(env, key).username == "alice"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--permission", "ViewJobs", "--permission", "Root"), "unknown permission 'Root'"),
+        ((), "a key needs at least one permission"),
+        (("--permission", "ViewJobs", "--expires-at", "next week"), "is not an ISO 8601 time"),
+        (("--permission", "ViewJobs", "--expires-at", "2001-01-01"), "is in the past"),
+    ],
+)
+def test_keys_create_refuses_bad_permissions_and_expiry(env, args, message):
+    make_users(env, "alice")
+    result = run(env, "keys", "create", "alice", "--name", "ci", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert [name for _, name in stored_hashes(env)] == ["first token"]
+
+
+def test_keys_create_names_all_known_permissions_for_an_unknown_one(env):
+    make_users(env, "alice")
+    result = run(env, "keys", "create", "alice", "--name", "ci", "--permission", "root")
+    assert result.exit_code == 1
+    assert all(permission.value in result.stderr for permission in Permission)
+
+
+def test_keys_create_for_an_unknown_user(env):
+    result = run(env, "keys", "create", "nobody", "--name", "ci", "--permission", "ViewJobs")
+    assert result.exit_code == 1
+    assert "no user 'nobody'" in result.stderr
+    assert stored_hashes(env) == []
 
 
 # --- flowbin up, before honcho -------------------------------------------------------------

@@ -2,9 +2,10 @@ import os
 
 import pytest
 
+from shared.accounts.access import StoreGuard
+from shared.accounts.principal import Principal
 from shared.drive import Drive, normalize
 from shared.errors import InvalidRequest, NotFound
-from shared.users import Principal
 
 ALICE = Principal(1, "alice", False)
 ADMIN = Principal(2, "admin", True)
@@ -34,27 +35,32 @@ def test_normalize_drops_empty_and_dot_segments():
     assert normalize("alice//a/./b/") == "alice/a/b"
 
 
-def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(tmp_path):
-    drive = Drive(tmp_path)
+def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(tmp_path, store_url):
+    drive = Drive(tmp_path, StoreGuard(store_url))
     with pytest.raises(NotFound):
         drive.resolve(ALICE, "bob/secret.txt")
     assert drive.resolve(ADMIN, "bob/secret.txt").real == tmp_path.resolve() / "bob/secret.txt"
 
 
-def test_symlink_leaving_the_drive_is_rejected(tmp_path):
+def test_a_drive_without_a_guard_resolves_no_caller_path(tmp_path):
+    with pytest.raises(RuntimeError, match="no guard"):
+        Drive(tmp_path).resolve(ALICE, "alice/a.txt")
+
+
+def test_symlink_leaving_the_drive_is_rejected(tmp_path, store_url):
     root = tmp_path / "drive"
     (root / "alice").mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("no")
     os.symlink(outside, root / "alice" / "link")
-    drive = Drive(root)
+    drive = Drive(root, StoreGuard(store_url))
     with pytest.raises(InvalidRequest, match="outside the drive"):
         drive.resolve(ALICE, "alice/link/secret.txt")
 
 
-def test_write_read_list_delete(tmp_path):
-    drive = Drive(tmp_path)
+def test_write_read_list_delete(tmp_path, store_url):
+    drive = Drive(tmp_path, StoreGuard(store_url))
     target = drive.resolve(ALICE, "alice/in/a.txt")
     drive.write(target, b"hello")
     assert drive.read(target) == b"hello"

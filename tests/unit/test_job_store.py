@@ -2,13 +2,14 @@
 
 import pytest
 
+from shared.accounts.credentials import authenticate, create_token, hash_token
+from shared.accounts.users import create_user
 from shared.errors import InvalidTransition
 from shared.jobs.log import LINES_PER_INSERT, JobLogger, read_logs
 from shared.jobs.store import transition_job
 from shared.states import JobStatus
 from shared.store.db import connection_scope, session_scope
 from shared.store.models import Job
-from shared.users import authenticate, create_token, create_user, hash_token
 
 
 def make_job(url: str, status: JobStatus = JobStatus.QUEUED) -> str:

@@ -92,15 +92,18 @@ def test_driver_errors_are_raised_as_sqlalchemy_errors(store_url):
     add_user = Prepared(
         insert(User.__table__).values(
             username=bindparam("name"),
+            uuid=bindparam("uuid"),
             is_admin=False,
             created_at=bindparam("at", type_=User.__table__.c.created_at.type),
         )
     )
     with pytest.raises(exc.IntegrityError), connection_scope(store_url) as conn:
-        add_user.execute(conn, {"name": "dana", "at": WHEN})
+        add_user.execute(conn, {"name": "dana", "uuid": "u-dana-2", "at": WHEN})
     with connection_scope(store_url) as conn:  # the connection is usable afterwards
-        add_user.execute(conn, {"name": "erin", "at": WHEN})
-        add_user.execute(conn, {"name": "finn", "at": WHEN + timedelta(seconds=1)})
+        add_user.execute(conn, {"name": "erin", "uuid": "u-erin", "at": WHEN})
+        add_user.execute(
+            conn, {"name": "finn", "uuid": "u-finn", "at": WHEN + timedelta(seconds=1)}
+        )
     with session_scope(store_url, read_only=True) as session:
         names = session.scalars(select(User.username).order_by(User.username)).all()
     assert names == ["dana", "erin", "finn"]

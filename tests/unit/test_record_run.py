@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from shared.accounts.users import create_user
 from shared.runs.record import ONE_STATEMENT_FILES, record_run
 from shared.states import JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, JobFile, JobPipeline, JobTag
-from shared.users import create_user
 
 
 def owner(url: str) -> int:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from sqlalchemy import select, text
 
+from shared.accounts.users import create_user
 from shared.config import Settings
 from shared.engine.publication import PUBLISH_GRACE, confirm_published
 from shared.engine.recovery import recover_stalled_steps
@@ -19,7 +20,6 @@ from shared.states import FileStatus, JobKind, JobStatus
 from shared.store.db import engine_for, session_scope
 from shared.store.migrate import upgrade
 from shared.store.models import Job, JobFile
-from shared.users import create_user
 from tests.conftest import fresh_database
 
 FLOW = {"name": "demo", "steps": [{"id": "read", "type": "extract_text"}]}

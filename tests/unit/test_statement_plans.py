@@ -10,7 +10,7 @@ otherwise prefer one anyway).
 import pytest
 from sqlalchemy import text
 
-from shared import users
+from shared.accounts import credentials
 from shared.engine import snapshot, statements
 from shared.jobs import ids, store
 from shared.jobs import log as joblog
@@ -27,7 +27,7 @@ HOT_STATEMENTS = {
     **{f"advance {key}": statement for key, statement in statements.ADVANCE.items()},
     **{f"transition to {target}": store._transition_statement(target) for target in JobStatus},
     "job id check": ids._JOB_EXISTS,
-    "token check": users._PRINCIPAL_BY_TOKEN_HASH,
+    "token check": credentials._CREDENTIAL_BY_HASH,
     "log lines": joblog._insert_lines(3),
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from shared.accounts.users import create_user
 from shared.config import Settings
 from shared.engine.runner import StepRunner
 from shared.jobs.log import LINES_PER_INSERT, JobLogger
 from shared.states import JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Job, JobFile, JobLog
-from shared.users import create_user
 
 
 def make_claimed_file(url: str, job_status: JobStatus) -> None:

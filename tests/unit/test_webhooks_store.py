@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from shared.accounts.principal import Principal
+from shared.accounts.users import create_user, find_user
 from shared.config import Settings
 from shared.delivery import store as delivery_store
 from shared.delivery.policy import MAX_ATTEMPTS, lease_seconds
@@ -16,7 +18,6 @@ from shared.jobs.store import transition_job
 from shared.states import JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Delivery, DeliveryAttempt, Job
-from shared.users import Principal, create_user, find_user
 
 SETTINGS = Settings(
     delivery_retry_base=10, delivery_retry_cap=60, delivery_timeout=5, delivery_lease=30

@@ -1,0 +1,3 @@
+"""Who is calling and what they may do: users, teams, credentials (tokens and API keys), and
+the one authorization module (``access``) every endpoint asks. May import store and the
+top-level modules errors and states."""
