@@ -84,6 +84,9 @@ def downgrade() -> None:
     op.drop_table("job_shares")
     op.drop_table("team_members")
     op.drop_table("teams")
+    # Before 0007 every credential had every right: an API key kept past the downgrade would
+    # gain its owner's full rights, so the keys go (bearer tokens stay).
+    op.execute(sa.text("DELETE FROM api_tokens WHERE key_id IS NOT NULL"))
     op.drop_index("ix_api_tokens_key_id", "api_tokens")
     with op.batch_alter_table("api_tokens") as batch_op:
         batch_op.drop_column("last_used_at")
@@ -92,6 +95,7 @@ def downgrade() -> None:
         batch_op.drop_column("key_id")
     op.drop_index("ix_users_email", "users")
     op.drop_index("ix_users_uuid", "users")
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_column("email")
-        batch_op.drop_column("uuid")
+    # ALTER TABLE ... DROP COLUMN on both backends (SQLite 3.35+): a batch rebuild of users
+    # would drop the table, which the other tables' foreign keys refuse, or cascade into them.
+    op.execute(sa.text("ALTER TABLE users DROP COLUMN email"))
+    op.execute(sa.text("ALTER TABLE users DROP COLUMN uuid"))
