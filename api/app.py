@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.errors import FlowbinApi, register_error_handlers
+from api.lenient import add_warnings
 from api.openapi import OperationLinks, null_or_nested
 from api.permissions import check_declared
 from shared.config import Settings
@@ -65,5 +66,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(module.blp)
     links.add_links()
     check_declared(app)
+    app.after_request(add_warnings)
     register_error_handlers(app)
     return app

@@ -14,6 +14,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 
 from api import permissions
+from api.lenient import LenientSchema
 from shared.accounts.credentials import identify, record_use
 from shared.accounts.principal import Principal
 from shared.errors import Unauthorized
@@ -46,6 +47,8 @@ class Blueprint(flask_smorest.Blueprint):
         # every nested one) on each request. Loading keeps no state on the instance.
         if isinstance(schema, type):
             schema = schema()
+        if isinstance(schema, LenientSchema):
+            schema.reports_unknown = True
         return super().arguments(schema, *args, **kwargs)
 
 

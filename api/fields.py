@@ -25,9 +25,10 @@ _NAME_FORMS = (
     rf"\.\.{_CHAR}{{1,{MAX_NAME_BYTES - 2}}}",
 )
 _NAME = f"(?:{'|'.join(_NAME_FORMS)})"
-DRIVE_PATH = rf"^{_NAME}(?:/{_NAME})*$"
+# A leading '/' is the drive's root, as Instabase clients write it (shared/drive.py drops it).
+DRIVE_PATH = rf"^/*{_NAME}(?:/{_NAME})*$"
 # Something inside a space, not the space itself: what can be written or deleted.
-DRIVE_ENTRY = rf"^{_NAME}(?:/{_NAME})+$"
+DRIVE_ENTRY = rf"^/*{_NAME}(?:/{_NAME})+$"
 DRIVE_PATH_DOC = (
     f"a drive path: a space (your username, or a team's name), then names separated by '/' "
     f"(at most {MAX_NAME_BYTES} bytes each and {MAX_PATH_BYTES} in all)"

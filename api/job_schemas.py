@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from webargs.fields import DelimitedList
 
 from api.fields import MAX_OFFSET, MAX_UNIX_SECONDS, Text
+from api.lenient import LenientSchema
 from shared.jobs.listing import REVIEW_STATES
 from shared.runs.control import RETRY_TYPES
 from shared.states import LIST_STATE_FILTER
@@ -35,9 +36,8 @@ class CommaList(DelimitedList):
         return tuple(fields.List._deserialize(self, parts, attr, data, **kwargs))
 
 
-class Query(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
+class Query(LenientSchema):
+    """A v1 query: unknown parameters are ignored and reported."""
 
 
 class JobIdArgs(Query):
@@ -76,10 +76,7 @@ class ListArgs(TimeWindowArgs):
     reviewer = Text(load_default=None)
 
 
-class TagsArgs(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
-
+class TagsArgs(LenientSchema):
     job_id = Text(required=True, validate=validate.Length(min=1, max=50))
     names = fields.List(
         Text(validate=validate.Length(min=1, max=100)), load_default=None, allow_none=True

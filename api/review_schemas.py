@@ -6,25 +6,22 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import MAX_INT32, Text
+from api.lenient import LenientSchema
 from shared.accounts.users import USERNAME
 from shared.states import REVIEW_CLOSING
 
 JOB_ID = validate.Length(min=1, max=50)
 
 
-class ReviewJobArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
+class ReviewJobArgs(LenientSchema):
     job_id = Text(required=True, validate=JOB_ID)
 
 
-class StrictBody(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+class Body(LenientSchema):
+    """A v1 body: unknown keys are ignored and reported."""
 
 
-class CorrectArgs(StrictBody):
+class CorrectArgs(Body):
     job_id = Text(required=True, validate=JOB_ID)
     file_index = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=0, max=MAX_INT32)
@@ -45,7 +42,7 @@ class CorrectArgs(StrictBody):
     )
 
 
-class AssignArgs(StrictBody):
+class AssignArgs(Body):
     job_id = Text(required=True, validate=JOB_ID)
     reviewer = Text(
         required=True,
@@ -55,7 +52,7 @@ class AssignArgs(StrictBody):
     )
 
 
-class CloseArgs(StrictBody):
+class CloseArgs(Body):
     job_id = Text(required=True, validate=JOB_ID)
     state = fields.String(load_default="COMPLETED", validate=validate.OneOf(REVIEW_CLOSING))
 

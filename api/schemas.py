@@ -7,17 +7,17 @@ from marshmallow import fields, validate
 
 from api.account_schemas import CollaborationArgs
 from api.fields import MAX_INT32, MAX_OFFSET, DrivePath, Text
+from api.lenient import LenientSchema
 from shared.jobs.ids import JOB_ID
 
 JOB_TYPES = ("flow", "refiner", "job", "async", "group")
 
 
-class StrictSchema(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+class Body(LenientSchema):
+    """A v1 body: unknown keys are ignored and reported (api/lenient.py), never a 400."""
 
 
-class CompileArgs(StrictSchema):
+class CompileArgs(Body):
     flow_project_root = DrivePath(required=True, validate=validate.Length(min=1))
     binary_type = fields.String(
         required=True, validate=validate.OneOf(("Single Flow", "Metaflow", "Flows"))
@@ -31,7 +31,7 @@ class JobIdResponse(ma.Schema):
     job_id = fields.String()
 
 
-class WebhookConfig(StrictSchema):
+class WebhookConfig(Body):
     url = fields.String(
         required=True,
         # What shared/url_guard.py checks first, as a pattern: a scheme (any case) and a host.
@@ -56,7 +56,7 @@ class RuntimeConfig(ma.Schema):
     )
 
 
-class RunSettingsArgs(StrictSchema):
+class RunSettingsArgs(Body):
     output_has_run_id = fields.Boolean(load_default=False)
     delete_out_dir = fields.Boolean(load_default=False)
     log_to_timeline = fields.Boolean(load_default=False)
@@ -80,7 +80,7 @@ class RunSettingsArgs(StrictSchema):
 _DEFAULT_RUN_SETTINGS = RunSettingsArgs().load({})
 
 
-class RunAsyncArgs(StrictSchema):
+class RunAsyncArgs(Body):
     binary_path = DrivePath(required=True, validate=validate.Length(min=1))
     input_dir = DrivePath(required=True, validate=validate.Length(min=1))
     output_dir = DrivePath(load_default=None, allow_none=True)
@@ -107,10 +107,7 @@ class RunAsyncResponse(ma.Schema):
     data = fields.Nested(RunAsyncData)
 
 
-class StatusArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
+class StatusArgs(LenientSchema):
     job_id = Text(required=True, validate=validate.Length(min=1))
     type = fields.String(load_default="flow", validate=validate.OneOf(JOB_TYPES))
 
@@ -134,10 +131,7 @@ class StatusResponse(ma.Schema):
     binary_mode = fields.Boolean()
 
 
-class LogsArgs(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
+class LogsArgs(LenientSchema):
     job_id = Text(required=True, validate=validate.Length(min=1))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))

@@ -10,7 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import DrivePath
-from api.schemas import RuntimeConfig, StrictSchema
+from api.schemas import Body, RuntimeConfig
 from shared.runs.sync import MAX_FILES, RESULT_FORMATS
 
 _WHITESPACE = re.compile(r"\s+")
@@ -35,7 +35,7 @@ class Base64Bytes(fields.Field):
             ) from None
 
 
-class SyncFileArgs(StrictSchema):
+class SyncFileArgs(Body):
     file_name = fields.String(
         required=True,
         validate=[
@@ -46,12 +46,12 @@ class SyncFileArgs(StrictSchema):
     file_content = Base64Bytes(required=True, metadata={"description": "base64 of the file"})
 
 
-class SyncOptions(StrictSchema):
+class SyncOptions(Body):
     result_format = fields.String(load_default="json", validate=validate.OneOf(RESULT_FORMATS))
     runtime_config = fields.Nested(RuntimeConfig, load_default=dict)
 
 
-class RunSyncArgs(StrictSchema):
+class RunSyncArgs(Body):
     binary_path = DrivePath(required=True, validate=validate.Length(min=1))
     options = fields.Nested(SyncOptions, load_default=lambda: SyncOptions().load({}))
     files = fields.List(

@@ -126,14 +126,12 @@ def normalize(path: str) -> str:
         raise InvalidRequest("drive paths cannot contain NUL bytes")
     if "\\" in path:
         raise InvalidRequest("drive paths use '/' as separator, not '\\'")
-    if (
-        path.startswith("/")
-        or PurePosixPath(path).is_absolute()
-        or (len(path) > 1 and path[1] == ":")
-    ):
+    # Instabase clients write drive paths with a leading '/': it means the drive's root.
+    path = path.lstrip("/")
+    if PurePosixPath(path).is_absolute() or (len(path) > 1 and path[1] == ":"):
         raise InvalidRequest(
             f"drive path {path!r} is absolute: give it relative to the drive, starting with "
-            "your username"
+            "a space (your username or a team's name)"
         )
     parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:

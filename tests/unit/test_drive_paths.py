@@ -14,7 +14,6 @@ ADMIN = Principal(2, "admin", True)
 @pytest.mark.parametrize(
     "path",
     [
-        "/etc/passwd",
         "alice/../bob/x",
         "..",
         "alice/a/../../x",
@@ -33,6 +32,12 @@ def test_bad_paths_are_rejected(path):
 
 def test_normalize_drops_empty_and_dot_segments():
     assert normalize("alice//a/./b/") == "alice/a/b"
+
+
+def test_a_leading_slash_means_the_drive_root():
+    assert normalize("/alice/in") == normalize("//alice/in") == "alice/in"
+    with pytest.raises(InvalidRequest):
+        normalize("/")
 
 
 def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(tmp_path, store_url):
