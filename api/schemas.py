@@ -18,7 +18,11 @@ class Body(LenientSchema):
 
 
 class CompileArgs(Body):
-    flow_project_root = DrivePath(required=True, validate=validate.Length(min=1))
+    flow_project_root = DrivePath(
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={"description": "required, unless the URL names the project"},
+    )
     binary_type = fields.String(
         required=True, validate=validate.OneOf(("Single Flow", "Metaflow", "Flows"))
     )
@@ -33,13 +37,17 @@ class JobIdResponse(ma.Schema):
 
 class WebhookConfig(Body):
     url = fields.String(
-        required=True,
+        load_default=None,
+        allow_none=True,
         # What shared/url_guard.py checks first, as a pattern: a scheme (any case) and a host.
         validate=validate.Regexp(
             r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]",
             error="only http and https URLs with a host can be called (http://host/...)",
         ),
-        metadata={"description": "public addresses only, unless the operator allows more"},
+        metadata={
+            "description": "public addresses only, unless the operator allows more; "
+            "left out, no webhook is sent"
+        },
     )
     headers = fields.Raw(load_default=None)
 
@@ -80,11 +88,8 @@ class RunSettingsArgs(Body):
 _DEFAULT_RUN_SETTINGS = RunSettingsArgs().load({})
 
 
-class RunAsyncArgs(Body):
-    binary_path = DrivePath(required=True, validate=validate.Length(min=1))
-    input_dir = DrivePath(required=True, validate=validate.Length(min=1))
-    output_dir = DrivePath(load_default=None, allow_none=True)
-    job_id = Text(
+def new_job_id_field() -> Text:
+    return Text(
         load_default=None,
         allow_none=True,
         # shared/jobs/ids.py's pattern, or empty (like null: a new id is made up).
@@ -94,7 +99,31 @@ class RunAsyncArgs(Body):
         ),
         metadata={"description": "the new job's id; left out, one is made up"},
     )
+
+
+class RunAsyncArgs(Body):
+    binary_path = DrivePath(required=True, validate=validate.Length(min=1))
+    input_dir = DrivePath(required=True, validate=validate.Length(min=1))
+    output_dir = DrivePath(load_default=None, allow_none=True)
+    job_id = new_job_id_field()
     settings = fields.Nested(RunSettingsArgs, load_default=lambda: dict(_DEFAULT_RUN_SETTINGS))
+
+
+class RunFlowAsyncArgs(RunSettingsArgs):
+    """run_flow_async: the flow file, the folders, and the run settings at the top level."""
+
+    ibflow_path = DrivePath(required=True, validate=validate.Length(min=1))
+    input_dir = DrivePath(load_default=None, validate=validate.Length(min=1))
+    input_folder = DrivePath(
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={"description": "another name of input_dir"},
+    )
+    output_dir = DrivePath(load_default=None, allow_none=True)
+    job_id = new_job_id_field()
+    disable_step_timeout = fields.Boolean(
+        load_default=False, metadata={"description": "true: no step timeout (step_timeout -1)"}
+    )
 
 
 class RunAsyncData(ma.Schema):
@@ -150,3 +179,32 @@ class LogLine(ma.Schema):
 class LogsResponse(ma.Schema):
     logs = fields.List(fields.Nested(LogLine))
     next_offset = fields.Integer()
+
+
+class ResultsArgs(Body):
+    ibresults_path = DrivePath(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "a run's <output folder>/batch.ibflowresults, or the folder"},
+    )
+    options = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ResultPair(ma.Schema):
+    key = fields.String()
+    value = fields.Raw(allow_none=True)
+
+
+class ResultRecord(ma.Schema):
+    file_name = fields.String()
+    record_index = fields.Integer(allow_none=True)
+    results = fields.List(fields.Nested(ResultPair))
+    classification_label = fields.String(allow_none=True)
+    output_file_path = fields.String()
+    error = fields.String(allow_none=True)
+    checkpoint_failed = fields.List(fields.String())
+
+
+class ResultsResponse(ma.Schema):
+    status = fields.String()
+    records = fields.List(fields.Nested(ResultRecord))

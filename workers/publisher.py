@@ -56,7 +56,9 @@ def revoke(app: Celery, running: list[str], queued: list[str]) -> None:
 
 
 def publish_compile(app: Celery, job_id: str) -> None:
-    app.send_task(COMPILE, args=(job_id,), priority=broker_priority(5), ignore_result=True)
+    # At the highest priority: Instabase's toolkits use a binary about 3 s after asking for it,
+    # without polling, so a compile must not wait behind queued run steps of lower priority.
+    app.send_task(COMPILE, args=(job_id,), priority=broker_priority(9), ignore_result=True)
 
 
 def publish_deliver_due(app: Celery, expires: float) -> None:

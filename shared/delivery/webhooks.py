@@ -144,7 +144,8 @@ def guard(settings: Settings, resolver: Resolver = resolve) -> UrlGuard:
 def checked_config(settings: Settings, config: Mapping | None) -> dict | None:
     """A run's ``webhook_config`` as stored with the job, or InvalidRequest (a 400) saying what is
     wrong: the URL must pass the guard (shared/url_guard.py) and the headers must be headers."""
-    if not config:
+    # Without a URL there is nothing to call: Instabase's toolkits send {"headers": {}}.
+    if not config or config.get("url") is None:
         return None
     url = guard(settings).check_url(config.get("url"), field=f"{FIELD}.url")
     return {"url": url, "headers": normalize_headers(config.get("headers"))}

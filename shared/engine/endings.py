@@ -10,7 +10,12 @@ from sqlalchemy import Connection, update
 
 from shared.config import Settings
 from shared.drive import write_atomic
-from shared.engine.layout import combined_results_file, results_file
+from shared.engine.layout import (
+    combined_results_file,
+    ibflowresults,
+    ibflowresults_file,
+    results_file,
+)
 from shared.engine.scheduling import StepCall
 from shared.engine.snapshot import JobSnapshot
 from shared.engine.statements import COUNT_FINISHED, FILE_OUTCOMES
@@ -113,6 +118,10 @@ def finish_job_if_done(
     write_atomic(
         combined_results_file(settings, job),
         json.dumps(combined, ensure_ascii=False).encode("utf-8"),
+    )
+    write_atomic(
+        ibflowresults_file(settings, job),
+        json.dumps(ibflowresults(job, combined), ensure_ascii=False).encode("utf-8"),
     )
     target, message = job_outcome(job, files)
     if transition_job(conn, job.id, target, message=message, strict=False):

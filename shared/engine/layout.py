@@ -1,5 +1,6 @@
 """Where a flow run's files are: its inputs in the drive, and its output folder's layout
-(``steps/NN_<step id>/<file>.json``, ``results/<file>.json``, ``results.json``)."""
+(``steps/NN_<step id>/<file>.json``, ``results/<file>.json``, ``results.json``, and
+``batch.ibflowresults``, the results as Instabase clients read them)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,29 @@ def results_file(settings: Settings, job: RunFolders, file_name: str) -> Path:
 def combined_results_file(settings: Settings, job: RunFolders) -> Path:
     """Every result of the run, in input order, written when the job ends."""
     return output_path(settings, job) / "results.json"
+
+
+IBFLOWRESULTS = "batch.ibflowresults"
+
+
+def ibflowresults_file(settings: Settings, job: RunFolders) -> Path:
+    """Every result of the run as ``flow_binary/results`` answers them, written at the end."""
+    return output_path(settings, job) / IBFLOWRESULTS
+
+
+def ibflowresults(job: RunFolders, combined: list[dict]) -> dict:
+    """``batch.ibflowresults``: each record as Instabase's results API shows it."""
+    return {
+        "records": [
+            {
+                "file_name": result.get("file_name"),
+                "record_index": result.get("record_index"),
+                "results": result.get("results") or [],
+                "classification_label": result.get("class_label"),
+                "output_file_path": f"{job.output_dir}/results/{result.get('file_name')}.json",
+                "error": result.get("error"),
+                "checkpoint_failed": result.get("checkpoint_failed") or [],
+            }
+            for result in combined
+        ]
+    }

@@ -14,6 +14,7 @@ from shared.drive import Drive, write_atomic
 from shared.engine.broker_work import BrokerWork
 from shared.errors import FlowbinError, InvalidRequest, NotFound
 from shared.flow.compiler import compile_project
+from shared.flow.composition import FLOW_SUFFIX
 from shared.jobs.ids import ensure_job_id_free, new_job_id, new_trace_id
 from shared.jobs.log import JobLogger
 from shared.jobs.store import transition_job
@@ -30,6 +31,28 @@ class CompileRequest:
     binary_type: str
     settings: dict = field(default_factory=dict)
     predefined_binary_path: str | None = None
+
+
+def compile_request(args: dict, path: str | None = None) -> CompileRequest:
+    """A compile request from an API body, and the path of the URL it came to, if any: the
+    project folder, or its flow file, used where the body leaves them out."""
+    root = args.get("flow_project_root")
+    compile_settings = dict(args.get("settings") or {})
+    if not root and path:
+        root = path
+        if path.endswith(FLOW_SUFFIX):
+            root, _, flow_file = path.rstrip("/").rpartition("/")
+            compile_settings.setdefault("flow_file", flow_file)
+    if not root:
+        raise InvalidRequest(
+            "flow_project_root is required: the drive folder of the flow project to compile"
+        )
+    return CompileRequest(
+        flow_project_root=root,
+        binary_type=args["binary_type"],
+        settings=compile_settings,
+        predefined_binary_path=args.get("predefined_binary_path"),
+    )
 
 
 def start_compile(

@@ -113,7 +113,12 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
         )
     )
     if not files:
-        raise Conflict(f"job {job.id!r} has no files with {retry_type.replace('_', ' ')}s to retry")
+        wanted = {
+            "all": "step or checkpoint failures",
+            "step_failure": "step failures",
+            "checkpoint_failure": "checkpoint failures",
+        }[retry_type]
+        raise Conflict(f"job {job.id!r} has no files with {wanted} to retry")
     transition_job(session, job.id, RETRY.target, message=f"Retrying ({retry_type})")
     for row in files:
         restart = min(
