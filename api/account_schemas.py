@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import Text
+from api.lenient import V1Response
 from shared.accounts.access import ALL_STEPS
 from shared.accounts.credentials import MAX_KEY_NAME
 from shared.accounts.users import MAX_EMAIL, USERNAME
@@ -85,7 +86,7 @@ class CollaborationQuery(ma.Schema):
     job_id = Text(required=True, validate=validate.Length(min=1, max=50))
 
 
-class CollaborationResponse(ma.Schema):
+class CollaborationResponse(V1Response):
     status = fields.String()
     job_id = fields.String()
     collaboration = fields.Nested(Collaboration)

@@ -60,10 +60,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for module in (health, drive, compile, runs, jobs, deliveries, review):
         api.register_blueprint(module.blp)
-    from api.resources import api_keys, sync, teams, users
+    from api.resources import api_keys, sync, teams, users, v2_jobs
 
-    for module in (sync, users, teams, api_keys):
+    for module in (sync, users, teams, api_keys, v2_jobs):
         api.register_blueprint(module.blp)
+    from api.resources import drives, files
+
+    api.register_blueprint(files.blp)
+    api.register_blueprint(drives.blp)
     links.add_links()
     check_declared(app)
     app.after_request(add_warnings)

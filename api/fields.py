@@ -29,6 +29,10 @@ _NAME = f"(?:{'|'.join(_NAME_FORMS)})"
 DRIVE_PATH = rf"^/*{_NAME}(?:/{_NAME})*$"
 # Something inside a space, not the space itself: what can be written or deleted.
 DRIVE_ENTRY = rf"^/*{_NAME}(?:/{_NAME})+$"
+# One name: a file or folder made inside a given folder.
+DRIVE_NAME = rf"^{_NAME}$"
+# A flow file: inside a folder of a space, its name ending in .ibflow.
+DRIVE_FLOW_FILE = rf"^/*{_NAME}(?:/{_NAME})*/[^/\\\x00]*\.ibflow$"
 DRIVE_PATH_DOC = (
     f"a drive path: a space (your username, or a team's name), then names separated by '/' "
     f"(at most {MAX_NAME_BYTES} bytes each and {MAX_PATH_BYTES} in all)"

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 from webargs.fields import DelimitedList
 
 from api.fields import MAX_OFFSET, MAX_UNIX_SECONDS, Text
-from api.lenient import LenientSchema
+from api.lenient import LenientSchema, V1Response
 from shared.jobs.listing import REVIEW_STATES
 from shared.runs.control import RETRY_TYPES
 from shared.states import LIST_STATE_FILTER
@@ -83,16 +83,16 @@ class TagsArgs(LenientSchema):
     )
 
 
-class OkResponse(ma.Schema):
+class OkResponse(V1Response):
     status = fields.String()
 
 
-class BulkResponse(ma.Schema):
+class BulkResponse(V1Response):
     status = fields.String()
     affected_jobs = fields.Integer(metadata={"description": "how many jobs the call changed"})
 
 
-class TagsResponse(ma.Schema):
+class TagsResponse(V1Response):
     status = fields.String()
     updated_tags = fields.List(fields.String())
 
@@ -129,6 +129,6 @@ class ListedJob(ma.Schema):
     flow_review_metrics = fields.Raw(allow_none=True)
 
 
-class ListResponse(ma.Schema):
+class ListResponse(V1Response):
     jobs = fields.List(fields.Nested(ListedJob))
     next_page = fields.String(allow_none=True)

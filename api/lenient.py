@@ -73,6 +73,15 @@ def _stripped_value(field: fields.Field, value, name: str, found: list[str]):
     return value
 
 
+class V1Response(ma.Schema):
+    """A v1 answer: it may carry the ``warnings`` of ``add_warnings``."""
+
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "keys of the request that were not known, and were ignored"},
+    )
+
+
 def add_warnings(response: Response) -> Response:
     """After a v1 request: the unknown keys it carried, in its JSON answer's ``warnings``."""
     noted = g.pop(WARNINGS, None)

@@ -41,8 +41,9 @@ def _view_method(app: Flask, endpoint: str, method: str):
     view_class = getattr(view, "view_class", None)
     if view_class is None:
         return view
-    name = "get" if method == "HEAD" else method.lower()
-    return getattr(view_class, name, None)
+    if method == "HEAD" and not hasattr(view_class, "head"):
+        return getattr(view_class, "get", None)  # Flask answers HEAD with GET
+    return getattr(view_class, method.lower(), None)
 
 
 def requirement_of(app: Flask, endpoint: str, method: str) -> Permission | str | None:

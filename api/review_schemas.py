@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import MAX_INT32, Text
-from api.lenient import LenientSchema
+from api.lenient import LenientSchema, V1Response
 from shared.accounts.users import USERNAME
 from shared.states import REVIEW_CLOSING
 
@@ -80,7 +80,7 @@ class RecordForReview(ma.Schema):
     fields = fields.Dict(metadata={"description": "the record's fields as the checkpoint saw them"})
 
 
-class RecordsResponse(ma.Schema):
+class RecordsResponse(V1Response):
     status = fields.String()
     job_id = fields.String()
     reviewer = fields.String()
@@ -89,12 +89,12 @@ class RecordsResponse(ma.Schema):
     records = fields.List(fields.Nested(RecordForReview))
 
 
-class CorrectResponse(ma.Schema):
+class CorrectResponse(V1Response):
     status = fields.String()
     record = fields.Nested(RecordForReview)
 
 
-class ReviewStateResponse(ma.Schema):
+class ReviewStateResponse(V1Response):
     status = fields.String()
     job_id = fields.String()
     reviewer = fields.String()

@@ -6,8 +6,8 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.account_schemas import CollaborationArgs
-from api.fields import MAX_INT32, MAX_OFFSET, DrivePath, Text
-from api.lenient import LenientSchema
+from api.fields import DRIVE_FLOW_FILE, MAX_INT32, MAX_OFFSET, DrivePath, Text
+from api.lenient import LenientSchema, V1Response
 from shared.jobs.ids import JOB_ID
 
 JOB_TYPES = ("flow", "refiner", "job", "async", "group")
@@ -30,7 +30,7 @@ class CompileArgs(Body):
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
 
-class JobIdResponse(ma.Schema):
+class JobIdResponse(V1Response):
     status = fields.String()
     job_id = fields.String()
 
@@ -112,7 +112,11 @@ class RunAsyncArgs(Body):
 class RunFlowAsyncArgs(RunSettingsArgs):
     """run_flow_async: the flow file, the folders, and the run settings at the top level."""
 
-    ibflow_path = DrivePath(required=True, validate=validate.Length(min=1))
+    ibflow_path = DrivePath(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"pattern": DRIVE_FLOW_FILE, "description": "the *.ibflow file to run"},
+    )
     input_dir = DrivePath(load_default=None, validate=validate.Length(min=1))
     input_folder = DrivePath(
         load_default=None,
@@ -131,7 +135,7 @@ class RunAsyncData(ma.Schema):
     output_folder = fields.String()
 
 
-class RunAsyncResponse(ma.Schema):
+class RunAsyncResponse(V1Response):
     status = fields.String()
     data = fields.Nested(RunAsyncData)
 
@@ -148,7 +152,7 @@ class StatusResult(ma.Schema):
     binary_path = fields.String(metadata={"description": "compile jobs: the binary written"})
 
 
-class StatusResponse(ma.Schema):
+class StatusResponse(V1Response):
     status = fields.String()
     msg = fields.String()
     state = fields.String(metadata={"description": "PENDING or DONE"})
@@ -176,7 +180,7 @@ class LogLine(ma.Schema):
     log = fields.String()
 
 
-class LogsResponse(ma.Schema):
+class LogsResponse(V1Response):
     logs = fields.List(fields.Nested(LogLine))
     next_offset = fields.Integer()
 
@@ -205,6 +209,6 @@ class ResultRecord(ma.Schema):
     checkpoint_failed = fields.List(fields.String())
 
 
-class ResultsResponse(ma.Schema):
+class ResultsResponse(V1Response):
     status = fields.String()
     records = fields.List(fields.Nested(ResultRecord))

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.fields import DrivePath
+from api.lenient import V1Response
 from api.schemas import Body, RuntimeConfig
 from shared.runs.sync import MAX_FILES, RESULT_FORMATS
 
@@ -80,7 +81,7 @@ class SyncRecord(ma.Schema):
     checkpoint_failed = fields.List(fields.String())
 
 
-class RunSyncResponse(ma.Schema):
+class RunSyncResponse(V1Response):
     records = fields.List(fields.Nested(SyncRecord))
     binary_path = fields.String()
     job_id = fields.String()

@@ -28,6 +28,12 @@ class JobKind(enum.StrEnum):
     FLOW = "flow"  # a flow run over an input folder, step by step in workers
     COMPILE = "compile"  # a flow project compiled into a binary by a worker
     SYNC = "sync"  # a run_binary_sync run, recorded once it has finished
+    COPY = "copy"  # a drive copy (Filesystem API), done in the request and recorded finished
+    EXTRACT = "extract"  # a zip extracted into a drive folder, likewise
+
+
+LISTED_KINDS = frozenset({JobKind.FLOW, JobKind.SYNC})
+"""The kinds of job the seed's job list shows: runs of flows, not compiles or file work."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,42 @@ LIST_STATE_FILTER = {
 """The seed's ``jobs/list?state=`` values and the states each one selects. PENDING is every job
 not yet done, as the seed's ``state`` field says; RUNNING is what ``cur_status.status`` calls
 RUNNING."""
+
+# The resource API's (/api/v2/jobs) names, DESIGN section 4: seed 002's ``status``, seed 003's
+# ``executionStatus``, and each kind's job ``type``.
+RESOURCE_STATUS = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "running",
+    JobStatus.PAUSED: "paused",
+    JobStatus.STOPPED_AT_CHECKPOINT: "blocked",
+    JobStatus.COMPLETE: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+EXECUTION_STATUS = {
+    JobStatus.QUEUED: "pending",
+    JobStatus.RUNNING: "running",
+    JobStatus.PAUSED: "suspended",
+    JobStatus.STOPPED_AT_CHECKPOINT: "suspended",
+    JobStatus.COMPLETE: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "canceled",
+}
+RESOURCE_TYPE = {
+    JobKind.FLOW: "flow-run",
+    JobKind.COMPILE: "flow-compile",
+    JobKind.SYNC: "flow-sync",
+    JobKind.COPY: "file-copy",
+    JobKind.EXTRACT: "file-extract",
+}
+
+
+class DesiredExecution(enum.StrEnum):
+    """Seed 003's ``desiredExecutionStatus``: what a user asked a job to do."""
+
+    RUNNING = "running"  # run (the default; resumes a paused job)
+    SUSPENDED = "suspended"  # pause at the next step boundary
+    CANCELED = "canceled"  # cancel for good
 
 
 # -- files ------------------------------------------------------------------------------------

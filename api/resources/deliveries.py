@@ -12,6 +12,7 @@ from marshmallow import fields, validate
 from api.blueprint import Blueprint, principal
 from api.context import publisher, store
 from api.fields import MAX_INT64, Text
+from api.lenient import V1Response
 from api.permissions import needs
 from shared.accounts.access import get_job_for
 from shared.delivery import store as delivery_store
@@ -101,13 +102,13 @@ class DeliveriesArgs(ma.Schema):
     job_id = Text(required=True, validate=validate.Length(min=1))
 
 
-class DeliveriesResponse(ma.Schema):
+class DeliveriesResponse(V1Response):
     status = fields.String()
     job_id = fields.String()
     deliveries = fields.List(fields.Nested(DeliveryWithAttempts))
 
 
-class RedeliverResponse(ma.Schema):
+class RedeliverResponse(V1Response):
     status = fields.String()
     delivery = fields.Nested(DeliverySchema)
 
@@ -123,7 +124,7 @@ class SecretArgs(ma.Schema):
     )
 
 
-class SecretResponse(ma.Schema):
+class SecretResponse(V1Response):
     status = fields.String()
     configured = fields.Boolean()
     secret = fields.String(metadata={"description": "only in the answer that set it"})

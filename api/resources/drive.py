@@ -11,6 +11,7 @@ from werkzeug.routing import PathConverter
 from api.blueprint import Blueprint, principal
 from api.context import settings
 from api.fields import DRIVE_ENTRY, DRIVE_PATH, DRIVE_PATH_DOC
+from api.lenient import V1Response
 from api.permissions import needs
 from shared.accounts.access import drive_for
 from shared.drive import Drive
@@ -26,7 +27,11 @@ blp = Blueprint(
 
 class DrivePathConverter(PathConverter):
     """``<drive_path:...>``: matches what werkzeug's path converter does, so that a bad path
-    reaches shared/drive.py and gets its 400 saying what is wrong; the spec shows the shape."""
+    reaches shared/drive.py and gets its 400 saying what is wrong; the spec shows the shape.
+    Leading '/'s are matched too (shared/drive.py drops them): a client's '/alice/x' is that
+    path, not a redirect to the URL with merged slashes."""
+
+    regex = "/*[^/].*?"
 
 
 # The example also tells schemathesis that a '/' in this parameter is meant: it would leave such
@@ -67,19 +72,19 @@ class DriveEntrySchema(ma.Schema):
     modified = fields.Integer(metadata={"description": "Unix seconds"})
 
 
-class FolderListing(ma.Schema):
+class FolderListing(V1Response):
     status = fields.String()
     path = fields.String()
     entries = fields.List(fields.Nested(DriveEntrySchema))
 
 
-class Written(ma.Schema):
+class Written(V1Response):
     status = fields.String()
     path = fields.String()
     size = fields.Integer(metadata={"description": "bytes written"})
 
 
-class Deleted(ma.Schema):
+class Deleted(V1Response):
     status = fields.String()
     path = fields.String()
 

@@ -193,9 +193,14 @@ def job_and_grant(
     if grant is None:
         raise NotFound(f"no job with id {job_id!r}")
     if need == JobNeed.CONTROL and not grant.controls:
+        why = (
+            "you are its reviewer"
+            if grant is REVIEWER
+            else "it is shared with you for some steps only"
+        )
         raise Forbidden(
-            f"job {job_id!r} is shared with you for some steps only: its owner, an admin or "
-            "a collaborator on every step ('*') can control it"
+            f"you may see job {job_id!r}, but not control it ({why}): its owner, an admin or "
+            "a collaborator on every step ('*') can"
         )
     if need == JobNeed.SHARE and not grant.shares:
         raise Forbidden(f"only the owner of job {job_id!r} or an admin can change who shares it")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shared.accounts.access import visible_jobs
 from shared.accounts.principal import Principal
 from shared.errors import InvalidRequest
-from shared.states import LIST_STATE_FILTER, JobKind, ReviewState
+from shared.states import LIST_STATE_FILTER, LISTED_KINDS, ReviewState
 from shared.store.models import Job, JobPipeline, JobTag, User
 
 REVIEW_STATES = set(ReviewState) | {"IN_REVIEW"}
@@ -43,7 +43,7 @@ def tagged_with_any(tags: tuple[str, ...]):
 def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tuple[list[Job], bool]:
     """A page of jobs, newest first, and whether another page follows."""
     query = select(Job).where(
-        Job.kind != JobKind.COMPILE,
+        Job.kind.in_(sorted(LISTED_KINDS)),
         Job.created_at >= wanted.from_timestamp,
         Job.created_at <= wanted.to_timestamp,
     )

@@ -19,7 +19,16 @@ from shared.engine.broker_work import BrokerWork
 from shared.engine.scheduling import schedule_files
 from shared.errors import Conflict, InvalidRequest
 from shared.jobs.store import set_tags, transition_job
-from shared.states import CANCEL, PAUSE, RESUME, RETRY, FileStatus, JobKind, JobStatus
+from shared.states import (
+    CANCEL,
+    PAUSE,
+    RESUME,
+    RETRY,
+    DesiredExecution,
+    FileStatus,
+    JobKind,
+    JobStatus,
+)
 from shared.store.models import Job, JobFile
 
 RETRY_TYPES = ("all", "checkpoint_failure", "step_failure")
@@ -29,12 +38,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _desire(session: Session, job: Job, desired: DesiredExecution) -> None:
+    """Record what the user asked the job to do, as the resource API's
+    ``desiredExecutionStatus`` shows it, whichever API they asked through."""
+    session.execute(update(Job).where(Job.id == job.id).values(desired_execution_status=desired))
+
+
 def pause_job(session: Session, job: Job) -> BrokerWork:
     if job.status not in PAUSE.sources:
         raise Conflict(
             f"job {job.id!r} is {job.status}: only a queued or running job can be paused"
         )
     transition_job(session, job.id, PAUSE.target, message="Paused")
+    _desire(session, job, DesiredExecution.SUSPENDED)
     return BrokerWork(affected=1)
 
 
@@ -42,6 +58,7 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
     if job.status not in RESUME.sources:
         raise Conflict(f"job {job.id!r} is {job.status}, not paused: nothing to resume")
     transition_job(session, job.id, RESUME.target, message="Resumed")
+    _desire(session, job, DesiredExecution.RUNNING)
     # Files whose step is still running go on by themselves: that step's commit sees the job
     # runnable again and publishes the next one.
     idle = list(
@@ -73,6 +90,7 @@ def cancel_job(session: Session, job: Job) -> BrokerWork:
         )
     ).all()
     transition_job(session, job.id, CANCEL.target, message="Cancelled")
+    _desire(session, job, DesiredExecution.CANCELED)
     session.execute(
         update(JobFile)
         .where(JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING)

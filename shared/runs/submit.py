@@ -47,6 +47,9 @@ class RunSettings:
     pipeline_ids: tuple[str, ...] = ()
     # Seed 002's collaboration: who else sees and works on the job (shared/accounts/).
     collaboration: dict | None = None
+    # The resource API's (/api/v2/jobs): the client's metadata, and its maxParseExceptions.
+    metadata: dict = field(default_factory=dict)
+    max_parse_exceptions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def create_run(
         created_at=recorded_at,
         # In the job's own INSERT: the mark costs no statement of its own.
         unpublished_since=recorded_at,
+        job_metadata=dict(run.metadata),
+        max_parse_exceptions=run.max_parse_exceptions,
     )
     file_rows = [
         dict(

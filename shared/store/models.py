@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.states import (
     AttemptOutcome,
     DeliveryStatus,
+    DesiredExecution,
     FileStatus,
     JobKind,
     JobStatus,
@@ -126,6 +127,19 @@ class Job(Base):
     # cleared by whoever set it once they are sent: a mark older than a grace period means the
     # sender died in between, and recovery sends those steps (shared/engine/publication.py).
     unpublished_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The resource API's (/api/v2/jobs): the client's own key/values (seed 002's metadata; the
+    # attribute is not ``metadata``, which SQLAlchemy's models reserve), what a user last asked
+    # the job to do (None: run), its maxParseExceptions (past it, its health is error; None: no
+    # limit), and who last changed it through the API, when.
+    job_metadata: Mapped[dict] = mapped_column(
+        "metadata", JSON, key="job_metadata", default=dict, server_default="{}"
+    )
+    desired_execution_status: Mapped[DesiredExecution | None] = mapped_column(
+        StrEnumType(DesiredExecution, 16)
+    )
+    max_parse_exceptions: Mapped[int | None] = mapped_column(Integer)
+    last_modified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at"),

@@ -35,9 +35,9 @@ HIDDEN = "hidden"
 UNAUTHORIZED = "unauthorized"
 
 STATUSES = {
-    OK: {200, 201, 204},
+    OK: {200, 201, 202, 204},
     CONFLICT: {409},
-    ALLOWED: {200, 201, 204, 409},
+    ALLOWED: {200, 201, 202, 204, 409},
     FORBIDDEN: {403},
     HIDDEN: {404},
     UNAUTHORIZED: {401},
@@ -78,6 +78,7 @@ class Call:
     method: str
     url: str
     body: Any = None  # a dict is sent as JSON text (as the seeds' clients do), bytes as they are
+    headers: dict[str, str] | None = None  # besides the credential
 
 
 # (context, principal, subject) -> the request; the subject is the object the cell is about

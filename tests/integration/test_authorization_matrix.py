@@ -43,12 +43,13 @@ from shared.states import (
     ALL_PERMISSIONS,
     ENDED,
     DeliveryStatus,
+    JobKind,
     JobStatus,
     Permission,
     TeamRole,
 )
 from shared.store.db import session_scope
-from shared.store.models import Delivery, Job, Team
+from shared.store.models import Delivery, Job, JobShare, Team
 from tests.conftest import ApiUser
 from tests.integration.control_udfs import CONTROL_UDFS
 from tests.integration.flows import compile_flow, invoice, run_async, wait_done
@@ -182,7 +183,7 @@ class Matrix(ApiUser):
                 call.url,
                 method=call.method,
                 data=body,
-                headers=self.credential(who, row_.permission),
+                headers={**self.credential(who, row_.permission), **(call.headers or {})},
             )
 
         return send
@@ -1053,6 +1054,381 @@ MATRIX: dict[tuple[str, str], Row] = {
         ),
     ),
 }
+
+# -- v2: jobs (the resource API: the same rules as v1's, on the same jobs) ----------------------
+V2_JOB = "/api/v2/jobs/<string(minlength=1, maxlength=50):job_id>"
+
+
+def v2_job(suffix: str = ""):
+    return lambda ctx, who, subject: f"/api/v2/jobs/{subject}{suffix}"
+
+
+def v2_lists_the_jobs(ctx, who, body):
+    listed = {job["id"] for job in body["values"]}
+    wanted = {ctx.job_c, ctx.job_r} if who in SEES_JOBS else set()
+    assert listed == wanted, f"{who} lists {listed}, not {wanted}"
+
+
+def v2_shows_job(ctx, who, body):
+    assert body["id"] == ctx.job_c, body
+
+
+def v2_shows_logs(ctx, who, body):
+    assert body["values"], body
+
+
+def v2_run_body(output_dir):
+    return lambda ctx, who, subject: {
+        "type": "flow-run",
+        "binary_path": subject,
+        "input_dir": f"{INPUTS}/clean",
+        "output_dir": output_dir(who),
+        "output_has_run_id": True,
+        "runtime_config": {"control_dir": str(ctx.open_dir)},
+    }
+
+
+def fresh_shared_job(ctx, who):
+    """A finished job of OWNER's, shared as C is (STEP on check_a, STAR on every step), written
+    straight to the store for a DELETE to remove."""
+    job_id = fresh("mx-del")
+    with session_scope(ctx.settings.sql_url) as session:
+        session.add(
+            Job(
+                id=job_id,
+                owner_id=ctx.user_ids["mx_owner"],
+                kind=JobKind.FLOW,
+                status=JobStatus.COMPLETE,
+                trace_id="mx",
+                binary_path=ctx.binary,
+                finished_at=datetime.now(UTC),
+            )
+        )
+        session.flush()
+        for username, steps in (("mx_step", ["check_a"]), ("mx_star", ["*"])):
+            user_id = ctx.user_ids[username]
+            session.add(
+                JobShare(job_id=job_id, user_id=user_id, steps=steps, controls=steps == ["*"])
+            )
+    return job_id
+
+
+def v2_view(suffix: str = "", check=None) -> Row:
+    return row(
+        Permission.VIEW_JOBS,
+        Case("", get(v2_job(suffix)), VIEW, subject=job_c, unknown=no_job, check=check),
+    )
+
+
+def v2_desired(method: str) -> Row:
+    # C has completed: an allowed wish is a 409 and changes nothing.
+    return row(
+        Permission.MANAGE_JOBS,
+        Case(
+            "",
+            lambda c, w, s: Call(
+                method, f"/api/v2/jobs/{s}/status", {"desiredExecutionStatus": "suspended"}
+            ),
+            CONTROL_FINISHED,
+            subject=job_c,
+            unknown=no_job,
+            says=SOME_STEPS,
+        ),
+    )
+
+
+MATRIX.update(
+    {
+        ("GET", "/api/v2/jobs"): row(
+            Permission.VIEW_JOBS,
+            Case(
+                "",
+                get(
+                    lambda ctx, w, s: (
+                        "/api/v2/jobs?" + urlencode({"id": [ctx.job_c, ctx.job_r]}, True)
+                    )
+                ),
+                EVERYONE,
+                check=v2_lists_the_jobs,
+            ),
+        ),
+        ("POST", "/api/v2/jobs"): row(
+            Permission.MANAGE_JOBS,
+            Case(
+                "output-in-team",
+                post("/api/v2/jobs", v2_run_body(lambda w: f"{TEAM}/runs/cells")),
+                TEAM_WRITE,
+                binary,
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+            Case(
+                "output-in-own-space",
+                post("/api/v2/jobs", v2_run_body(lambda w: f"{USERNAMES[w]}/mx-runs")),
+                TEAM_READ,
+                binary,
+                unknown_space,
+            ),
+        ),
+        ("GET", V2_JOB): v2_view(check=v2_shows_job),
+        ("PUT", V2_JOB): row(
+            Permission.MANAGE_JOBS,
+            # C's own tags and collaboration again: an allowed cell changes nothing.
+            Case(
+                "tags",
+                lambda c, w, s: Call("PUT", f"/api/v2/jobs/{s}", {"tags": ["mx-clean"]}),
+                CONTROL,
+                subject=job_c,
+                unknown=no_job,
+                says=SOME_STEPS,
+            ),
+            Case(
+                "collaboration",
+                lambda c, w, s: Call(
+                    "PUT", f"/api/v2/jobs/{s}", {"collaboration": C_COLLABORATION}
+                ),
+                SHARE,
+                subject=job_c,
+                unknown=no_job,
+                says="only the owner of job",
+            ),
+        ),
+        ("DELETE", V2_JOB): row(
+            Permission.MANAGE_JOBS,
+            Case(
+                "",
+                lambda c, w, s: Call("DELETE", f"/api/v2/jobs/{s}"),
+                CONTROL,
+                subject=fresh_shared_job,
+                unknown=no_job,
+                says=SOME_STEPS,
+            ),
+        ),
+        ("GET", f"{V2_JOB}/status"): v2_view("/status"),
+        ("POST", f"{V2_JOB}/status"): v2_desired("POST"),
+        ("PUT", f"{V2_JOB}/status"): v2_desired("PUT"),
+        ("GET", f"{V2_JOB}/metrics"): v2_view("/metrics"),
+        ("GET", f"{V2_JOB}/logs"): v2_view("/logs", check=v2_shows_logs),
+        ("GET", "/api/v2/job-types"): row(
+            Permission.VIEW_JOBS, Case("", get(lambda c, w, s: "/api/v2/job-types"), EVERYONE)
+        ),
+        ("GET", "/api/v2/job-types/<string(minlength=1, maxlength=50):type_id>"): row(
+            Permission.VIEW_JOBS,
+            Case("", get(lambda c, w, s: "/api/v2/job-types/flow-run"), EVERYONE),
+        ),
+    }
+)
+
+
+def files_url(path: str, **params) -> str:
+    url = "/api/v2/files/" + quote(path)
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def drives_url(path: str) -> str:
+    return "/api/v1/drives/" + quote(path)
+
+
+def files(method: str, body=None, headers=None, **params):
+    return lambda ctx, who, subject: Call(method, files_url(subject, **params), body, headers)
+
+
+def drives(method: str, body=None, args: dict | None = None):
+    headers = {"Instabase-API-Args": json.dumps(args)} if args else None
+    return lambda ctx, who, subject: Call(method, drives_url(subject), body, headers)
+
+
+def fresh_zip(folder):
+    """A new zip in ``folder(ctx)`` (written straight to the disk), for an extract."""
+
+    def subject(ctx, who):
+        import io
+        import zipfile
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as package:
+            package.writestr("inside/a.txt", "unzipped")
+        path = f"{folder(ctx)}/{fresh('zip-' + who)}.zip"
+        target = ctx.drive_root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(archive.getvalue())
+        return path
+
+    return subject
+
+
+def copy_or_extract(operation: str):
+    """src the subject, dst a fresh place in the team's space."""
+    return lambda ctx, who, subject: Call(
+        "POST",
+        f"/api/v2/files/{operation}",
+        {"src_path": subject, "dst_path": f"{TEAM}/scratch/{operation}-{fresh(who)}"},
+    )
+
+
+V2_FILES = "/api/v2/files/<drive_path:path>"
+V1_DRIVES = "/api/v1/drives/<drive_path:path>"
+TEAM_SCRATCH_FILE = lambda ctx, who: f"{TEAM}/scratch/{fresh('file-' + who)}.txt"  # noqa: E731
+MATRIX.update(
+    {
+        ("GET", V2_FILES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                files("GET", **{"expect-node-type": "file"}),
+                TEAM_READ,
+                const(DATA_FILE),
+                unknown_space,
+            ),
+            Case(
+                "team-folder",
+                files("GET", **{"expect-node-type": "folder"}),
+                TEAM_READ,
+                const(f"{TEAM}/data"),
+                unknown_space,
+            ),
+            Case(
+                "step-folder",
+                files("GET", **{"expect-node-type": "folder"}),
+                STEP_OUTPUT,
+                in_output(STEP_A_FOLDER),
+                unknown_space,
+            ),
+            Case(
+                "other-step",
+                files("GET", **{"expect-node-type": "folder"}),
+                OTHER_OUTPUT,
+                in_output(FIELDS_FOLDER),
+                unknown_space,
+            ),
+        ),
+        ("PUT", V2_FILES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                files("PUT", b"written by a cell"),
+                TEAM_WRITE,
+                TEAM_SCRATCH_FILE,
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+            Case(
+                "shared-output",
+                files("PUT", b"written by a cell"),
+                TEAM_WRITE,
+                lambda ctx, who: f"{ctx.out_c}/{STEP_A_FOLDER}/mx-v2-{who}.txt",
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("PATCH", V2_FILES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                files("PATCH", b"a chunk", {"IB-Cursor": "0"}),
+                TEAM_WRITE,
+                TEAM_SCRATCH_FILE,
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("POST", V2_FILES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-folder",
+                lambda ctx, who, subject: Call(
+                    "POST",
+                    files_url(subject),
+                    # The same name each time: a second call finds it made (200).
+                    {"name": f"folder-{who}", "node_type": "folder"},
+                ),
+                TEAM_WRITE,
+                const(f"{TEAM}/scratch"),
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("DELETE", V2_FILES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                files("DELETE"),
+                TEAM_WRITE,
+                fresh_file(lambda ctx: f"{TEAM}/scratch"),
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("POST", "/api/v2/files/copy"): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                copy_or_extract("copy"),
+                TEAM_WRITE,
+                const(DATA_FILE),
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("POST", "/api/v2/files/extract"): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-zip",
+                copy_or_extract("extract"),
+                TEAM_WRITE,
+                fresh_zip(lambda ctx: f"{TEAM}/scratch"),
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("GET", V1_DRIVES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                drives("GET", args={"type": "file", "get_content": True}),
+                TEAM_READ,
+                const(DATA_FILE),
+                unknown_space,
+            ),
+            Case(
+                "step-folder",
+                drives("GET", args={"type": "folder", "get_content": True}),
+                STEP_OUTPUT,
+                in_output(STEP_A_FOLDER),
+                unknown_space,
+            ),
+            Case(
+                "results",
+                drives("GET", args={"get_metadata": True, "get_content": False}),
+                OTHER_OUTPUT,
+                in_output("results.json"),
+                unknown_space,
+            ),
+        ),
+        ("POST", V1_DRIVES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                drives("POST", b"written by a cell", {"type": "file", "if_exists": "overwrite"}),
+                TEAM_WRITE,
+                TEAM_SCRATCH_FILE,
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+        ("DELETE", V1_DRIVES): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "team-file",
+                drives("DELETE"),
+                TEAM_WRITE,
+                fresh_file(lambda ctx: f"{TEAM}/scratch"),
+                unknown_space,
+                says=VIEWER_SAYS,
+            ),
+        ),
+    }
+)
 
 CELLS = cells(MATRIX)
 

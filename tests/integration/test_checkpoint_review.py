@@ -179,7 +179,8 @@ def test_a_reviewer_corrects_a_stopped_record_and_retry_carries_it_through(stack
     bob_list = stack.client.get("/api/v1/jobs/list?reviewer=bob", headers=as_bob).get_json()
     assert [j["job_id"] for j in bob_list["jobs"]] == [job_id]
     bob_cancel = stack.client.get(f"/api/v1/jobs/cancel?job_id={job_id}", headers=as_bob)
-    assert bob_cancel.status_code == 404
+    # He sees the job, so it is not hidden from him: a 403 that says who may.
+    assert bob_cancel.status_code == 403 and "you are its reviewer" in bob_cancel.get_json()["msg"]
     reassign = post(stack, "/api/v1/review/assign", {"job_id": job_id, "reviewer": "bob"}, "bob")
     assert reassign.status_code == 403 and "owner" in reassign.get_json()["msg"]
     passed = post(stack, "/api/v1/review/correct", {**correction, "file_index": 0}, "bob")

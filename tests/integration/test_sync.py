@@ -216,7 +216,6 @@ def five(content=b"x"):
             400,
             "options.runtime_config.modify_output_schema: not valid JSON",
         ),
-        ({"binary_path": "B", "files": five(), "extra": 1}, 400, "extra"),
         ({"binary_path": "alice/none.ibflowbin", "files": five()}, 404, "no flow binary"),
         ({"binary_path": "bob/x.ibflowbin", "files": five()}, 404, "alice/"),
     ],
@@ -228,6 +227,12 @@ def test_bad_sync_requests_get_clear_errors(stack, binary, body, code, fragment)
     assert response.status_code == code, response.get_json()
     assert response.get_json()["status"] == "ERROR"
     assert fragment in response.get_json()["msg"]
+
+
+def test_an_unknown_key_is_ignored_and_named(stack, binary):
+    response = sync(stack.client, stack, {"binary_path": binary, "files": five(), "extra": 1})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["warnings"] == ["extra is not supported and was ignored"]
 
 
 def test_too_much_content_is_413(stack, binary, monkeypatch):
