@@ -16,7 +16,9 @@ from apispec import APISpec, BasePlugin
 # operationId of a call that creates a job -> JSON pointer to the new job's id in its 200 answer.
 CREATES_JOB = {
     "post_flow_binary_compile": "/job_id",
+    "post_flow_binary_compile_path": "/job_id",
     "post_flow_run_binary_async": "/data/job_id",
+    "post_flow_run_flow_async": "/data/job_id",
     "post_flow_run_binary_sync": "/job_id",
 }
 # Other ids an answer hands on: (source, target, target parameter, pointer in the 200 answer).
@@ -100,3 +102,15 @@ def null_or_nested(self, field, ret, **kwargs) -> dict:
             for branch in branches
         ]
     }
+
+
+class SchemaExtras(BasePlugin):
+    """What a request schema states beyond its fields, as its ``OPENAPI_EXTRA`` (e.g. a
+    ``oneOf`` of required fields: one of two inputs), added to its component."""
+
+    def schema_helper(self, name, definition, **kwargs) -> dict:
+        return schema_extras(kwargs.get("schema"))
+
+
+def schema_extras(schema) -> dict:
+    return dict(getattr(schema, "OPENAPI_EXTRA", None) or {})

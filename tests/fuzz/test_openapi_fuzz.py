@@ -57,7 +57,15 @@ def test_no_generated_request_gets_a_server_error(stack, fuzz_users, fuzz_data, 
     }
     assert found.fuzzed == operations, "every operation of the spec is fuzzed"
     assert any(
-        link.startswith(("POST /api/v1/flow/run_binary_async", "POST /api/v1/flow_binary"))
+        # Every call that creates a job: any of them handing its id on proves the links work.
+        link.startswith(
+            (
+                "POST /api/v1/flow/run_binary_async",
+                "POST /api/v1/flow/run_binary_sync",
+                "POST /api/v1/flow_binary",
+                "POST /api/v2/jobs ",
+            )
+        )
         for link in found.linked
     ), f"no job id from a submit reached another call through the links: {found.linked}"
     rejecting = found.rejecting_valid_input()
