@@ -6,7 +6,7 @@ from flask import Flask
 
 from api.errors import FlowbinApi, register_error_handlers
 from api.lenient import add_warnings
-from api.openapi import OperationLinks, null_or_nested
+from api.openapi import OperationLinks, SchemaExtras, null_or_nested
 from api.permissions import check_declared
 from shared.config import Settings
 from workers.app import create_celery_app
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     celery = app.extensions["flowbin.celery"] = create_celery_app(settings)
     app.extensions["flowbin.publisher"] = CeleryPublisher(celery, settings.delivery_interval)
     links = OperationLinks()
-    api = FlowbinApi(app, spec_kwargs={"extra_plugins": [links]})
+    api = FlowbinApi(app, spec_kwargs={"extra_plugins": [links, SchemaExtras()]})
     app.extensions["flowbin.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme(
@@ -60,9 +60,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for module in (health, drive, compile, runs, jobs, deliveries, review):
         api.register_blueprint(module.blp)
-    from api.resources import api_keys, sync, teams, users, v2_jobs
+    from api.resources import api_keys, documents, sync, teams, users, v2_contents, v2_jobs
 
-    for module in (sync, users, teams, api_keys, v2_jobs):
+    for module in (sync, users, teams, api_keys, v2_jobs, v2_contents, documents):
         api.register_blueprint(module.blp)
     from api.resources import drives, files
 

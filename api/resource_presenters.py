@@ -52,6 +52,15 @@ def progress(job: Job, counters: JobCounters) -> dict:
 
 def input_content(job: Job) -> dict:
     if job.kind == JobKind.FLOW:
+        on_documents = (job.settings or {}).get("documents")
+        if on_documents:
+            # Its input folder holds the documents it was given (shared/contents/documents.py).
+            return {
+                "type": "documents",
+                "uri": job.input_dir,
+                "binary_path": job.binary_path,
+                "documents": on_documents,
+            }
         return {"type": "folder", "uri": job.input_dir, "binary_path": job.binary_path}
     if job.kind == JobKind.SYNC:
         # Its files came in the request and are not kept.
@@ -65,7 +74,12 @@ def output_content(job: Job) -> dict | None:
     if job.status != JobStatus.COMPLETE or not job.output_dir:
         return None
     if job.kind == JobKind.FLOW:
-        return {"type": "flow-results", "uri": f"{job.output_dir}/results.json"}
+        # The job's `results` content (api/resources/v2_contents.py), and its drive path.
+        return {
+            "type": "flow-results",
+            "uri": f"{job.output_dir}/results.json",
+            "url": f"/api/v2/jobs/{job.id}/contents/results",
+        }
     if job.kind == JobKind.COMPILE:
         return {"type": "flow-binary", "uri": job.output_dir}
     return {"type": "drive-path", "uri": job.output_dir}
@@ -81,7 +95,7 @@ def status_view(job: Job, steps_running: bool) -> dict:
 
 
 def job_view(job: Job, facts: JobFacts) -> dict:
-    health, message = health_of(job, facts.counters)
+    health, message = health_of(job, facts.counters, steps_running=facts.steps_running)
     moments = [job.created_at, job.started_at, job.finished_at, job.updated_at]
     return {
         "id": job.id,

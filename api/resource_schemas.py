@@ -18,6 +18,7 @@ from marshmallow import fields, validate
 from api.account_schemas import Collaboration, CollaborationArgs, StrictSchema
 from api.fields import MAX_INT32, MAX_OFFSET, DrivePath, Text
 from api.schemas import RuntimeConfig, WebhookConfig, new_job_id_field
+from shared.contents.documents import MAX_DOCUMENTS
 from shared.errors import InvalidRequest
 from shared.jobs.health import Health
 from shared.runs.compile import BINARY_TYPES
@@ -73,10 +74,25 @@ class Progress(ma.Schema):
     total = fields.Integer(metadata={"description": "the job's files times its steps"})
 
 
+class DocumentInput(ma.Schema):
+    id = fields.String()
+    name = fields.String()
+    size = fields.Integer()
+    uri = fields.String(metadata={"description": "the document's drive path"})
+    file_name = fields.String(metadata={"description": "its file's name in the input folder"})
+
+
 class Content(ma.Schema):
     type = fields.String()
     uri = fields.String(allow_none=True, metadata={"description": "a drive path"})
+    url = fields.String(
+        metadata={"description": "a completed flow run's output: GET it for its results content"}
+    )
     binary_path = fields.String(metadata={"description": "flow runs: the binary they run"})
+    documents = fields.List(
+        fields.Nested(DocumentInput),
+        metadata={"description": "a flow run on documents: the documents it runs on"},
+    )
 
 
 class JobResource(ma.Schema):
@@ -156,7 +172,19 @@ class FlowRunArgs(NewJob):
     type = fields.String(required=True, validate=validate.OneOf([FLOW_RUN]))
     id = new_job_id_field()
     binary_path = DrivePath(required=True, validate=validate.Length(min=1))
-    input_dir = DrivePath(required=True, validate=validate.Length(min=1))
+    input_dir = DrivePath(
+        load_default=None,
+        allow_none=False,
+        validate=validate.Length(min=1),
+        metadata={"description": "the folder whose files it runs on (or give documents)"},
+    )
+    documents = fields.List(
+        fields.UUID(),
+        load_default=None,
+        allow_none=False,
+        validate=validate.Length(min=1, max=MAX_DOCUMENTS),
+        metadata={"description": "ids from POST /api/v2/documents: the input, not input_dir"},
+    )
     output_dir = DrivePath(
         load_default=None,
         allow_none=True,
@@ -171,11 +199,28 @@ class FlowRunArgs(NewJob):
         load_default=None,
         allow_none=True,
         validate=validate.Range(min=0, max=MAX_INT32),
-        metadata={"description": "the records that may fail before the job's health is error"},
+        metadata={
+            "description": "once more records than this have failed a step, the job fails and "
+            "its other files stop; left out or null: no limit"
+        },
     )
     collaboration = fields.Nested(CollaborationArgs, load_default=None, allow_none=True)
     webhook_config = fields.Nested(StrictWebhookConfig, load_default=None, allow_none=True)
     runtime_config = fields.Nested(RuntimeConfig, load_default=dict)
+
+    # The spec's (api/openapi.py SchemaExtras): one input, input_dir or documents.
+    OPENAPI_EXTRA = {"oneOf": [{"required": ["input_dir"]}, {"required": ["documents"]}]}
+
+    @ma.validates_schema
+    def _one_input(self, data: dict, **kwargs) -> None:
+        given = [name for name in ("input_dir", "documents") if data.get(name) is not None]
+        if len(given) == 2:
+            raise ma.ValidationError("give input_dir or documents, not both", "documents")
+        if not given:
+            raise ma.ValidationError(
+                "input_dir (a folder) or documents (ids from POST /api/v2/documents) is required",
+                "input_dir",
+            )
 
 
 class FlowCompileArgs(NewJob):

@@ -82,6 +82,16 @@ class RunSettingsArgs(Body):
         allow_none=True,
         metadata={"description": "who else sees and works on the job (seed 002)"},
     )
+    max_parse_exceptions = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_INT32),
+        metadata={
+            "description": "once more records than this have failed a step, the job fails and "
+            "its other files stop; left out or null: no limit (the resource API's "
+            "maxParseExceptions)"
+        },
+    )
 
 
 # Loaded once: a request without settings gets these defaults (each field's load_default).

@@ -14,7 +14,7 @@ from shared.engine.scheduling import StepCall
 from shared.runs.compile import run_compile
 from workers.app import worker_settings
 from workers.names import COMPILE, RECOVER_STALLED, RUN_STEP
-from workers.publisher import publish_step, publish_steps
+from workers.publisher import CeleryPublisher, publish_step, publish_steps
 
 # True once this pool process has been told to stop: billiard turns the SIGTERM (a worker that
 # lost the broker cancels the steps it can no longer ack; a cold shutdown) into a SystemExit
@@ -38,8 +38,13 @@ STORE_RETRIES = 8
     retry_jitter=True,
 )
 def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
+    settings = worker_settings()
     runner = StepRunner(
-        worker_settings(), passthrough=(SoftTimeLimitExceeded,), terminating=_terminating
+        settings,
+        passthrough=(SoftTimeLimitExceeded,),
+        terminating=_terminating,
+        # Drops the queued steps of a job whose maxParseExceptions this step passed.
+        publisher=CeleryPublisher(self.app, settings.delivery_interval),
     )
     following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))
     if following is not None:

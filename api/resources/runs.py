@@ -42,6 +42,7 @@ def _run_settings(run: dict) -> RunSettings:
         notification_emails=tuple(run["notification_emails"]),
         pipeline_ids=tuple(run["pipeline_ids"]),
         collaboration=run["collaboration"],
+        max_parse_exceptions=run["max_parse_exceptions"],
     )
 
 

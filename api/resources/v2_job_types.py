@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 
+from api.openapi import schema_extras
 from api.permissions import needs
 from api.resource_schemas import CREATABLE, FLOW_COMPILE, FLOW_RUN, FLOW_SYNC, JobType, JobTypes
 from api.sync_schemas import RunSyncArgs
@@ -16,14 +17,18 @@ from shared.states import Permission
 
 TYPES = {
     FLOW_RUN: {
-        "description": "runs a flow binary over the files of an input folder, step by step in "
-        "workers; pause, resume, cancel and retry it",
+        "description": "runs a flow binary over the files of an input folder, or over documents "
+        "from POST /api/v2/documents, step by step in workers; pause, resume, cancel and retry "
+        "it",
         "creatable": True,
         "schema": CREATABLE[FLOW_RUN],
+        # GET /api/v2/jobs/<id>/contents (shared/contents/job_contents.py).
         "contents": [
-            {"type": "folder", "description": "input: the folder whose files it runs on"},
+            {"type": "input-file", "description": "input: each file it runs on"},
             {"type": "flow-results", "description": "output: results.json in the output folder"},
-            {"type": "step-outputs", "description": "each step's records, steps/NN_<step id>/"},
+            {"type": "ibflowresults", "description": "the results as batch.ibflowresults"},
+            {"type": "file-results", "description": "one input file's results"},
+            {"type": "step-output", "description": "a step's records of one file"},
             {"type": "review-records", "description": "records stopped at a checkpoint"},
         ],
     },
@@ -33,7 +38,7 @@ TYPES = {
         "schema": CREATABLE[FLOW_COMPILE],
         "contents": [
             {"type": "flow-project", "description": "input: the project folder"},
-            {"type": "flow-binary", "description": "output: the binary written"},
+            {"type": "flow-binary", "description": "output: the binary written (a content)"},
         ],
     },
     FLOW_SYNC: {
@@ -64,7 +69,10 @@ def _inlined(node, components: dict):
 def _shown(type_id: str) -> dict:
     known = TYPES[type_id]
     api = current_app.extensions["flowbin.api"]
-    fields = api.ma_plugin.converter.schema2jsonschema(known["schema"])
+    fields = {
+        **api.ma_plugin.converter.schema2jsonschema(known["schema"]),
+        **schema_extras(known["schema"]),
+    }
     return {
         "id": type_id,
         "description": known["description"],

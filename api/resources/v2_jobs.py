@@ -31,6 +31,7 @@ from api.resource_schemas import (
 from api.resources import v2_job_types
 from api.resources.enqueue import publish_or_fail
 from shared.accounts.access import JobNeed, get_job_for
+from shared.contents.documents import create_run_on_documents
 from shared.errors import NotFound
 from shared.jobs.counters import counters_of
 from shared.jobs.health import Health
@@ -98,7 +99,11 @@ def _submit_run(args: dict) -> str:
         job_id=args["id"],
         settings=run,
     )
-    job, work = create_run(settings(), principal(), request_)
+    if args["documents"] is None:
+        job, work = create_run(settings(), principal(), request_)
+    else:
+        ids = [str(document_id) for document_id in args["documents"]]
+        job, work = create_run_on_documents(settings(), principal(), request_, ids)
     publish_or_fail(job.id, work)
     return job.id
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, update
 
 from shared.config import Settings
 from shared.drive import write_atomic
+from shared.engine.budget import count_record_errors
 from shared.engine.layout import (
     combined_results_file,
     ibflowresults,
@@ -60,9 +61,12 @@ def fail_file(
     file_name: str,
     message: str,
     logger: JobLogger,
-) -> None:
+) -> bool:
     """A step that could not run at all (unreadable input, a full disk, too many starts): the
-    file fails at this step with ``message``, and the job ends if it was its last file."""
+    file fails at this step with ``message`` (one record's error, counted against the job's
+    maxParseExceptions if it has one), and the job ends if it was its last file. True if this
+    failed the job by passing its budget: the caller stops its other files
+    (``budget.stop_files``)."""
     logger.error(f"{message} on file {file_name}")
     with connection_scope(settings.sql_url) as conn:
         failed = conn.execute(
@@ -86,9 +90,13 @@ def fail_file(
                 advanced_by=call.task_id,
             )
         ).rowcount
+        failed_job = False
+        if failed == 1 and job.max_parse_exceptions is not None:
+            failed_job = count_record_errors(conn, job, 1, logger)[1]
         if failed == 1 and count_finished_file(conn, job.id):
             finish_job_if_done(conn, settings, job, logger)
         logger.write(conn)
+    return failed_job
 
 
 def finish_job_if_done(

@@ -3,9 +3,13 @@
 Most such messages are stale or duplicated (a resume or retry minted a fresh token) and do
 nothing. Two are not: a message refused only by the attempt cap fails its file, and the
 redelivery of a step whose worker died after committing it does what that worker would have
-done next (publish the next step, under a fresh token, or end the job)."""
+done next (publish the next step, under a fresh token, or end the job). A message for a pending
+file of a job that failed (its maxParseExceptions passed as the message was sent) ends the
+job's idle files, this one among them (shared/engine/budget.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 
@@ -16,16 +20,20 @@ from shared.engine.snapshot import JobSnapshot
 from shared.flow.binary import CompiledBinary
 from shared.jobs.ids import new_task_id
 from shared.jobs.log import JobLogger
-from shared.states import RUNNABLE, FileStatus
+from shared.states import RUNNABLE, FileStatus, JobStatus
 from shared.store.db import connection_scope, session_scope
 from shared.store.models import Job, JobFile
 
 
 def handle_refused(
-    settings: Settings, job: JobSnapshot, binary: CompiledBinary, call: StepCall
+    settings: Settings,
+    job: JobSnapshot,
+    binary: CompiledBinary,
+    call: StepCall,
+    stop_files: Callable[[], None],
 ) -> NextStep | None:
     """What a message that could not claim its file still has to do: the step to publish, or
-    None."""
+    None. ``stop_files`` ends the idle files of the job once it has failed."""
     with session_scope(settings.sql_url, read_only=True) as session:
         row = session.execute(
             select(
@@ -43,6 +51,9 @@ def handle_refused(
         ).first()
     if row is None:
         return None
+    if row.status == FileStatus.PENDING and row.job_status == JobStatus.FAILED:
+        stop_files()  # the job failed while this message was on its way
+        return None
     expected = call.task_id in (row.next_task_id, row.claimed_by)
     if (
         expected
@@ -52,7 +63,7 @@ def handle_refused(
     ):
         # Its own message, and the job may run: only the attempt cap refuses it.
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
-        fail_file(
+        if fail_file(
             settings,
             job,
             call,
@@ -60,7 +71,8 @@ def handle_refused(
             f"Error <step was started {settings.max_step_attempts} times "
             f"and never finished> in step {binary.steps[call.step_index].id}",
             logger,
-        )
+        ):
+            stop_files()
         return None
     if row.advanced_by != call.task_id:
         return None  # a stale or duplicated message: nothing to do

@@ -11,11 +11,15 @@ commit. So:
 - a redelivery of the same message after its worker died runs the step again (same token);
 - a worker that died between committing and publishing is repaired when its message returns;
 - pause, cancel and retry act at step boundaries, and no step of a file runs twice at once.
+
+A job with a maxParseExceptions also counts the records its steps fail, and fails once they are
+more than that (shared/engine/budget.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +29,8 @@ from sqlalchemy.exc import OperationalError
 from shared import url_guard
 from shared.config import Settings
 from shared.drive import write_atomic
-from shared.engine import statements
+from shared.engine import budget, statements
+from shared.engine.broker_work import BrokerWork, Publisher
 from shared.engine.endings import count_finished_file, fail_file, file_ending, finish_job_if_done
 from shared.engine.layout import input_path, results_file, step_output_file
 from shared.engine.redelivery import handle_refused
@@ -39,13 +44,17 @@ from shared.jobs.store import transition_job
 from shared.states import RUNNABLE, JobStatus
 from shared.store.db import connection_scope, statement_scope
 
+log = logging.getLogger(__name__)
+
 
 class StepRunner:
     """Runs one StepCall against the store. ``passthrough`` exceptions (the worker's soft time
     limit) become a failure of the step's records, never swallowed by UDF error handling.
     ``terminating()`` says whether this process has been told to stop (its worker's pool
     signals a SIGTERM as a SystemExit, which a UDF or the per-record error handling may have
-    caught as the step's own error): then nothing the step did is recorded.
+    caught as the step's own error): then nothing the step did is recorded. ``publisher``
+    drops the queued messages of a job that failed (its maxParseExceptions passed); without one
+    they are refused when they arrive.
 
     The hot path costs two writes: the claim (one conditional UPDATE, which the first time a
     worker process sees a job also reads the job's snapshot) and the advance (the file's UPDATE
@@ -56,10 +65,12 @@ class StepRunner:
         settings: Settings,
         passthrough: tuple[type[BaseException], ...] = (),
         terminating: Callable[[], bool] = lambda: False,
+        publisher: Publisher | None = None,
     ):
         self.settings = settings
         self.passthrough = passthrough
         self.terminating = terminating
+        self.publisher = publisher
 
     def run(self, call: StepCall) -> NextStep | None:
         # The snapshot read, the claim and the job's first transition each stand alone.
@@ -72,7 +83,9 @@ class StepRunner:
                 return None
             file_name = self._claim(conn, job, binary, call)
         if file_name is None:
-            return handle_refused(self.settings, job, binary, call)
+            return handle_refused(
+                self.settings, job, binary, call, lambda: self._stop_files(job, call.task_id)
+            )
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
         try:
             return self._execute(call, job, binary, file_name, logger)
@@ -83,7 +96,7 @@ class StepRunner:
         except Exception as error:
             # A failure outside the per-record handling (unreadable input, a full disk): the
             # file fails at this step, with the reason, instead of staying pending forever.
-            fail_file(
+            if fail_file(
                 self.settings,
                 job,
                 call,
@@ -91,7 +104,8 @@ class StepRunner:
                 f"Error <{type(error).__name__}: {error}> in step "
                 f"{binary.steps[call.step_index].id}",
                 logger,
-            )
+            ):
+                self._stop_files(job, call.task_id)
             raise
 
     def _claim(
@@ -181,12 +195,22 @@ class StepRunner:
             "now": _now(),
         }
         kind = (bool(outcome.failed), bool(outcome.checkpoint_failed))
+        # Counted only against a budget: a job without one runs no statement for it.
+        errors = outcome.failed if job.max_parse_exceptions is not None else 0
         if not file_ends:
             token = params["next_token"] = new_task_id()
             # The job's state as of the file's UPDATE. A pause committed first stops the file
             # here, with no token; a resume then schedules it, or, if the resume could not see
             # it yet, stalled-step recovery does (shared/engine/recovery.py).
-            if self._advance(kind, params, logger) not in RUNNABLE:
+            if errors:
+                status = self._advance_counting(kind, params, errors, job, logger)
+            else:
+                status = self._advance(kind, params, logger)
+            if status not in RUNNABLE:
+                if status == JobStatus.FAILED:
+                    # The job failed (this step passed its budget, or another did): the file
+                    # goes no further.
+                    self._stop_files(job, call.task_id)
                 return None  # the claim was lost meanwhile, or the job may not go on
             return next_step_for(
                 self.settings, job, binary, call.file_index, call.step_index + 1, token
@@ -198,12 +222,17 @@ class StepRunner:
         )
         params.update(file_ending(records))
         logger.info(f"File {file_name} finished: {params['end_status']}")
+        failed_job = False
         with connection_scope(self.settings.sql_url) as conn:
             if statements.ADVANCE[(*kind, True)].first(conn, params) is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
+            if errors:
+                failed_job = budget.count_record_errors(conn, job, errors, logger)[1]
             if count_finished_file(conn, job.id):
                 finish_job_if_done(conn, self.settings, job, logger, known={file_name: final})
             logger.write(conn)
+        if failed_job:
+            self._stop_files(job, call.task_id)
         return None
 
     def _advance(
@@ -225,6 +254,35 @@ class StepRunner:
                 return None
             logger.write(conn)
             return moved.job_status
+
+    def _advance_counting(
+        self,
+        kind: tuple[bool, bool],
+        params: dict,
+        errors: int,
+        job: JobSnapshot,
+        logger: JobLogger,
+    ) -> JobStatus | None:
+        """``_advance`` for a step of a job with a budget that failed ``errors`` records: the
+        file's UPDATE, the job's count (which fails the job once past its budget) and the log
+        lines, in one transaction (the file's row first, then the job's, as a file's last step
+        takes them); the job's state afterwards, or None if the file was not this step's."""
+        with connection_scope(self.settings.sql_url) as conn:
+            if statements.ADVANCE[(*kind, False)].first(conn, params) is None:
+                return None
+            status, _ = budget.count_record_errors(conn, job, errors, logger)
+            logger.write(conn)
+            return status
+
+    def _stop_files(self, job: JobSnapshot, task_id: str) -> None:
+        """The job failed: end its files that no step holds, and drop their queued messages
+        (a dropped message is only sooner: one that arrives is refused by its claim)."""
+        queued = budget.stop_files(self.settings, job, task_id)
+        if queued and self.publisher is not None:
+            try:
+                self.publisher.apply(BrokerWork(drop=queued))
+            except Exception:  # kombu raises a variety of connection errors
+                log.warning("could not drop the queued steps of job %s", job.id, exc_info=True)
 
     def _input_records(
         self, job: JobSnapshot, binary: CompiledBinary, call: StepCall, file_name: str

@@ -32,6 +32,7 @@ class JobSnapshot:
     input_dir: str
     output_dir: str
     flow_type: str
+    max_parse_exceptions: int | None  # the job's error budget; None: unlimited
 
 
 _SNAPSHOT = Prepared(

@@ -7,6 +7,8 @@ SQL here. Each passes ``updated_at`` itself (a prepared statement runs no column
 - ``ADVANCE[(failed, stopped_at_checkpoint, file_ends)]``: the compare-and-set that moves a file
   past its step; ``advance_and_log`` is the same with the step's log lines, as one statement.
 - ``COUNT_FINISHED``: one more finished file of the job.
+- ``COUNT_RECORD_ERRORS``: more records of a job with a maxParseExceptions failed a step
+  (shared/engine/budget.py); never run for a job without one.
 - ``FILE_OUTCOMES``: how every file of the job ended, with the job's state.
 """
 
@@ -141,4 +143,11 @@ COUNT_FINISHED = Prepared(
     .where(_jobs.c.id == bindparam("b_job_id"))
     .values(files_done=_jobs.c.files_done + 1)
     .returning(_jobs.c.files_done, _jobs.c.num_files)
+)
+
+COUNT_RECORD_ERRORS = Prepared(
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("b_job_id"))
+    .values(num_record_errors=_jobs.c.num_record_errors + bindparam("errors"))
+    .returning(_jobs.c.num_record_errors, _jobs.c.status)
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.accounts.access import JobNeed, get_job_for
@@ -40,8 +40,13 @@ def _now() -> datetime:
 
 def _desire(session: Session, job: Job, desired: DesiredExecution) -> None:
     """Record what the user asked the job to do, as the resource API's
-    ``desiredExecutionStatus`` shows it, whichever API they asked through."""
-    session.execute(update(Job).where(Job.id == job.id).values(desired_execution_status=desired))
+    ``desiredExecutionStatus`` shows it, whichever API they asked through, and when (a wish
+    the job is slow to reach turns its health to warn: shared/jobs/health.py)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(desired_execution_status=desired, desired_at=_now())
+    )
 
 
 def pause_job(session: Session, job: Job) -> BrokerWork:
@@ -168,6 +173,18 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
     session.execute(
         update(Job).where(Job.id == job.id).values(files_done=Job.files_done - len(files))
     )
+    if job.max_parse_exceptions is not None:
+        # The error budget counts the records that failed in this run of each file: those of
+        # the files retried start again from none (shared/engine/budget.py).
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(
+                num_record_errors=select(func.coalesce(func.sum(JobFile.num_errors), 0))
+                .where(JobFile.job_id == job.id)
+                .scalar_subquery()
+            )
+        )
     return BrokerWork(publish=schedule_files(session, settings, job, files), affected=1)
 
 

@@ -50,6 +50,8 @@ class RunSettings:
     # The resource API's (/api/v2/jobs): the client's metadata, and its maxParseExceptions.
     metadata: dict = field(default_factory=dict)
     max_parse_exceptions: int | None = None
+    # A run on documents (shared/contents/documents.py): each one, as its input_content shows.
+    documents: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def create_run(
             "webhook_config": webhook_config,
             "notification_emails": list(run.notification_emails),
             "pipeline_ids": list(run.pipeline_ids),
+            **({"documents": list(run.documents)} if run.documents else {}),
         },
         priority=run.priority,
         step_timeout=run.step_timeout,

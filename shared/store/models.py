@@ -129,15 +129,19 @@ class Job(Base):
     unpublished_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The resource API's (/api/v2/jobs): the client's own key/values (seed 002's metadata; the
     # attribute is not ``metadata``, which SQLAlchemy's models reserve), what a user last asked
-    # the job to do (None: run), its maxParseExceptions (past it, its health is error; None: no
-    # limit), and who last changed it through the API, when.
+    # the job to do (None: run) and since when, its maxParseExceptions (past it, the job fails;
+    # None: no limit), and who last changed it through the API, when.
     job_metadata: Mapped[dict] = mapped_column(
         "metadata", JSON, key="job_metadata", default=dict, server_default="{}"
     )
     desired_execution_status: Mapped[DesiredExecution | None] = mapped_column(
         StrEnumType(DesiredExecution, 16)
     )
+    desired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     max_parse_exceptions: Mapped[int | None] = mapped_column(Integer)
+    # The records that have failed a step so far, counted as steps commit, only for a job with
+    # a maxParseExceptions (shared/engine/budget.py): JobFile.num_errors is set when a file ends.
+    num_record_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_modified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -1137,6 +1137,49 @@ def v2_desired(method: str) -> Row:
     )
 
 
+# -- v2: documents and job contents ---------------------------------------------------------------
+V2_DOCUMENT = "/api/v2/documents/<string(minlength=1, maxlength=50):document_id>"
+V2_CONTENT = f"{V2_JOB}/contents/<string(minlength=1, maxlength=300):content_id>"
+UNKNOWN_CONTENT = "mx-no-such-content"
+OWNERS_ONLY = rule(ok=(OWNER,), hidden=(MEMBER, VIEWER, STEP, STAR, STRANGER, ADMIN))
+ALL_OF_C = rule(ok=(OWNER, STAR, ADMIN), hidden=(MEMBER, VIEWER, STEP, STRANGER))
+
+
+def fresh_document_of(user):
+    """A new document of ``user(who)``'s (written straight to the drive, as an upload lays it)."""
+
+    def subject(ctx, who):
+        document_id = str(uuid4())
+        target = ctx.drive_root / user(who) / "documents" / document_id / "note.txt"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(b"a document")
+        return document_id
+
+    return subject
+
+
+def in_own_space(ctx, who, body):
+    assert body["uri"] == f"{USERNAMES[who]}/documents/{body['id']}/mx.txt", body
+
+
+def lists_contents(ctx, who, body):
+    ids = [content["id"] for content in body["values"]]
+    if who == STEP:  # check_a's outputs only
+        assert ids == ["step:02:c.txt"], ids
+    else:
+        assert {"input:c.txt", "results", "step:00:c.txt", "step:04:c.txt"} <= set(ids), ids
+
+
+def content_of_c(ctx, who, subject):
+    return Call("GET", f"/api/v2/jobs/{ctx.job_c}/contents/{quote(subject)}")
+
+
+def reviews_own_steps(ctx, who, body):
+    stopped = sorted((r["file_name"], r["checkpoint_step"]) for r in body["values"])
+    everything = [("a.txt", "check_a"), ("b.txt", "check_b")]
+    assert stopped == ([("a.txt", "check_a")] if who == STEP else everything), (who, body)
+
+
 MATRIX.update(
     {
         ("GET", "/api/v2/jobs"): row(
@@ -1209,6 +1252,75 @@ MATRIX.update(
         ("PUT", f"{V2_JOB}/status"): v2_desired("PUT"),
         ("GET", f"{V2_JOB}/metrics"): v2_view("/metrics"),
         ("GET", f"{V2_JOB}/logs"): v2_view("/logs", check=v2_shows_logs),
+        ("POST", "/api/v2/documents"): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "",
+                lambda c, w, s: Call("POST", "/api/v2/documents?name=mx.txt", b"a document"),
+                EVERYONE,
+                check=in_own_space,
+            ),
+        ),
+        # A document is its uploader's alone: for anyone else, admins too, it does not exist.
+        ("GET", V2_DOCUMENT): row(
+            Permission.MANAGE_FILES,
+            Case(
+                "owners",
+                lambda c, w, s: Call("GET", f"/api/v2/documents/{s}"),
+                OWNERS_ONLY,
+                fresh_document_of(lambda who: "mx_owner"),
+                no_id,
+            ),
+            Case(
+                "own",
+                lambda c, w, s: Call("GET", f"/api/v2/documents/{s}"),
+                EVERYONE,
+                fresh_document_of(lambda who: USERNAMES[who]),
+                no_id,
+            ),
+        ),
+        ("GET", f"{V2_JOB}/contents"): v2_view("/contents", check=lists_contents),
+        ("GET", V2_CONTENT): row(
+            Permission.VIEW_JOBS,
+            # STEP reads the outputs of check_a, and the records stopped there ...
+            Case(
+                "step-output",
+                get(v2_job("/contents/step:02:c.txt")),
+                VIEW,
+                subject=job_c,
+                unknown=no_job,
+            ),
+            Case(
+                "review",
+                get(v2_job("/contents/review")),
+                VIEW,
+                subject=job_r,
+                unknown=no_job,
+                check=reviews_own_steps,
+            ),
+            # ... and nothing else: the rest is as missing as a content that does not exist.
+            Case(
+                "results",
+                content_of_c,
+                ALL_OF_C,
+                const("results"),
+                lambda subject: UNKNOWN_CONTENT,
+            ),
+            Case(
+                "input",
+                content_of_c,
+                ALL_OF_C,
+                const("input:c.txt"),
+                lambda subject: UNKNOWN_CONTENT,
+            ),
+            Case(
+                "other-step",
+                content_of_c,
+                ALL_OF_C,
+                const("step:01:c.txt"),
+                lambda subject: UNKNOWN_CONTENT,
+            ),
+        ),
         ("GET", "/api/v2/job-types"): row(
             Permission.VIEW_JOBS, Case("", get(lambda c, w, s: "/api/v2/job-types"), EVERYONE)
         ),

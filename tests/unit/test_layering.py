@@ -28,6 +28,7 @@ MAY_IMPORT = {
     "engine": {"accounts", "store", "jobs", "flow", *TOP},
     "runs": {"accounts", "engine", "jobs", "delivery", "flow", "store", *TOP},
     "review": {"accounts", "engine", "jobs", "store", *TOP},
+    "contents": {"accounts", "engine", "flow", "jobs", "review", "runs", "store", *TOP},
     "ops": {"accounts", "store", "jobs", "delivery", "engine", "runs", "review", "flow", *TOP},
 }
 

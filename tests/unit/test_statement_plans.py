@@ -23,6 +23,7 @@ HOT_STATEMENTS = {
     "claim": statements.CLAIM,
     "file outcomes": statements.FILE_OUTCOMES,
     "count finished file": statements.COUNT_FINISHED,
+    "count record errors": statements.COUNT_RECORD_ERRORS,
     "job snapshot": snapshot._SNAPSHOT,
     **{f"advance {key}": statement for key, statement in statements.ADVANCE.items()},
     **{f"transition to {target}": store._transition_statement(target) for target in JobStatus},
