@@ -128,12 +128,12 @@ def job_view(job: Job, facts: JobFacts) -> dict:
 def metrics_view(counters: JobCounters) -> dict:
     """Seed 003's totals, rows being records: processed are the records that came through
     (those stopped at a checkpoint too: they await review), skipped by error those that failed
-    a step, skipped by filter those a filter step dropped. The store keeps no count of records
-    that came through with warnings, so numRowsProcessedWithWarning is always 0."""
+    a step, skipped by filter those a filter step dropped; processed with warning those that
+    came through carrying ``warnings`` (counted when their file ends)."""
     return {
         "totals": {
             "numRowsProcessed": counters.records - counters.errors,
-            "numRowsProcessedWithWarning": 0,
+            "numRowsProcessedWithWarning": counters.warnings,
             "numRowsSkippedByFilter": counters.filtered,
             "numRowsSkippedByError": counters.errors,
         }

@@ -44,6 +44,12 @@ def file_ending(records: list[dict]) -> dict:
         "end_num_records": len(records),
         "end_num_errors": num_errors,
         "end_num_checkpoint_failed": num_checkpoint,
+        # Those that came through (no error, no checkpoint stop) with warnings.
+        "end_num_warnings": sum(
+            1
+            for r in records
+            if r.get("warnings") and not r.get("error") and not r.get("checkpoint_failed")
+        ),
         "end_error_counts": runtime.record_error_counts(records),
     }
 

@@ -103,6 +103,7 @@ def _advance_statement(failed: bool, stopped_at_checkpoint: bool, file_ends: boo
             "num_records",
             "num_errors",
             "num_checkpoint_failed",
+            "num_warnings",
             "error_counts",
         ):
             values[column] = bindparam(f"end_{column}", type_=_files.c[column].type)

@@ -21,6 +21,7 @@ class JobCounters:
     filtered: int = 0  # records a filter step dropped
     checkpoint_failed: int = 0  # records stopped at a checkpoint
     steps_done: int = 0  # steps finished, summed over the files
+    warnings: int = 0  # records that came through with warnings (counted as files end)
 
 
 NONE = JobCounters()
@@ -49,6 +50,7 @@ def counters_of(session: Session, job_ids: list[str]) -> dict[str, JobCounters]:
             func.sum(JobFile.num_filtered),
             func.sum(JobFile.num_checkpoint_failed),
             func.sum(_steps_done()),
+            func.sum(JobFile.num_warnings),
         )
         .join(Job, Job.id == JobFile.job_id)
         .where(JobFile.job_id.in_(job_ids))

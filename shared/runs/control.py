@@ -164,6 +164,7 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
                 num_records=0,
                 num_errors=0,
                 num_checkpoint_failed=0,
+                num_warnings=0,
                 num_filtered=0,
                 error_counts={},
                 advanced_by=None,

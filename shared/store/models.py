@@ -228,6 +228,8 @@ class JobFile(Base):
     num_records: Mapped[int] = mapped_column(Integer, default=0)
     num_errors: Mapped[int] = mapped_column(Integer, default=0)
     num_checkpoint_failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Records that came through with warnings (seed 003's numRowsProcessedWithWarning).
+    num_warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     num_filtered: Mapped[int] = mapped_column(Integer, default=0)
     # Error message -> number of records that failed with it (seed's recordsWithMsg).
     error_counts: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -387,6 +387,36 @@ def test_pages_do_not_shift_while_jobs_arrive(stack, projects):
 
 
 # -- metrics, logs, changes, removal ------------------------------------------------------------
+WARNING_FLOW = """
+name: warned
+steps:
+  - {id: read, type: extract_text}
+  - {id: lines, type: split, params: {by: line}}
+"""
+
+
+def test_metrics_count_the_records_that_came_through_with_warnings(stack, projects):
+    root = f"{projects['project']}-warned"
+    stack.upload(f"{root}/flows/main.ibflow", WARNING_FLOW.encode())
+    compiled = compile_flow(stack, root)
+    assert compiled["cur_status"]["status"] == "COMPLETE", compiled
+    binary = compiled["results"][0]["binary_path"]
+    # Blank files: the split finds no line to split them by, and keeps each record whole with
+    # a warning; the file with a line is split into records without one.
+    stack.upload(f"{root}/in/blank1.txt", b"\n")
+    stack.upload(f"{root}/in/blank2.txt", b"  \n")
+    stack.upload(f"{root}/in/lines.txt", b"one\ntwo\n")
+    job_id = create_run(stack, projects, "mixed", binary_path=binary, input_dir=f"{root}/in")["id"]
+    assert wait_ended(stack, job_id)["status"] == "completed"
+    totals = ok(v2(stack, "GET", f"/jobs/{job_id}/metrics"))["totals"]
+    assert totals == {
+        "numRowsProcessed": 4,
+        "numRowsProcessedWithWarning": 2,
+        "numRowsSkippedByFilter": 0,
+        "numRowsSkippedByError": 0,
+    }
+
+
 def test_metrics_count_processed_filtered_and_failed_records(stack, projects):
     job_id = create_run(stack, projects, "mixed")["id"]
     assert wait_ended(stack, job_id)["status"] == "completed"
