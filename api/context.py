@@ -1,4 +1,5 @@
-"""What a view needs from the app: settings, a store transaction, the publisher."""
+"""What a view needs from the app: settings, a store transaction, the guarded drive, the
+publisher."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from contextlib import AbstractContextManager
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from shared.accounts.access import drive_for
 from shared.config import Settings
+from shared.drive import Drive
 from shared.engine.broker_work import Publisher
 from shared.store.db import session_scope
 
@@ -19,6 +22,11 @@ def settings() -> Settings:
 def store(read_only: bool = False) -> AbstractContextManager[Session]:
     """A store transaction; ``read_only`` ones must not write (on SQLite they take no lock)."""
     return session_scope(settings().sql_url, read_only=read_only)
+
+
+def guarded_drive() -> Drive:
+    """The drive as callers see it: every path they give is checked (shared/accounts/access)."""
+    return drive_for(settings())
 
 
 def publisher() -> Publisher:

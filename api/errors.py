@@ -38,7 +38,7 @@ def error_response(code: int, msg: str, headers: dict | None = None):
     return response
 
 
-def _describe(messages, prefix: str = "", top: bool = True) -> list[str]:
+def describe_messages(messages, prefix: str = "", top: bool = True) -> list[str]:
     """Flatten webargs' nested validation messages into 'field: reason' lines."""
     if isinstance(messages, dict):
         lines = []
@@ -52,14 +52,14 @@ def _describe(messages, prefix: str = "", top: bool = True) -> list[str]:
                 if prefix
                 else str(key)
             )
-            lines.extend(_describe(value, name, top=False))
+            lines.extend(describe_messages(value, name, top=False))
         return lines
     if isinstance(messages, list):
         return [f"{prefix}: {m}" if prefix else str(m) for m in messages if isinstance(m, str)] + [
             line
             for m in messages
             if not isinstance(m, str)
-            for line in _describe(m, prefix, top=False)
+            for line in describe_messages(m, prefix, top=False)
         ]
     return [f"{prefix}: {messages}" if prefix else str(messages)]
 
@@ -79,7 +79,7 @@ class FlowbinApi(Api):
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") or data.get("errors")
         if messages:
-            msg = "; ".join(_describe(messages))
+            msg = "; ".join(describe_messages(messages))
         else:
             msg = data.get("message") or error.description or error.name
         return error_response(error.code or 500, msg, data.get("headers"))

@@ -9,11 +9,10 @@ import json
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import settings, store
+from api.context import guarded_drive, settings, store
 from api.permissions import needs
 from api.resources.enqueue import publish_or_fail
 from api.schemas import CompileArgs, JobIdResponse, ResultsArgs, ResultsResponse
-from shared.accounts.access import drive_for
 from shared.engine.layout import IBFLOWRESULTS
 from shared.errors import InvalidRequest, NotFound
 from shared.runs.compile import compile_request, start_compile
@@ -70,7 +69,7 @@ class Results(MethodView):
 
         `ibresults_path` is the file every async run writes in its output folder when it ends
         (or that folder); `options` are accepted and ignored."""
-        drive = drive_for(settings())
+        drive = guarded_drive()
         target = drive.resolve(principal(), args["ibresults_path"])
         if target.real.is_dir():
             target = drive.resolve(principal(), f"{target.relative}/{IBFLOWRESULTS}")

@@ -16,12 +16,11 @@ from marshmallow import fields, validate
 from werkzeug.http import parse_options_header
 
 from api.blueprint import Blueprint, principal
-from api.context import settings
+from api.context import guarded_drive
 from api.fields import Text
 from api.multipart import MULTIPART, FilePart, boundary_of
 from api.permissions import needs
 from api.resources.files import BYTES, OCTETS, body_chunks
-from shared.accounts.access import drive_for
 from shared.contents import documents
 from shared.drive import MAX_NAME_BYTES
 from shared.errors import InvalidRequest, NotFound
@@ -99,7 +98,7 @@ class Documents(MethodView):
         """Upload a document, raw or as a form's `file` part; answers its id
 
         Kept in your own space (`<username>/documents/<id>/<name>`); only you can run on it."""
-        drive, caller = drive_for(settings()), principal()
+        drive, caller = guarded_drive(), principal()
         document_id = documents.new_document_id()
         chunks = body_chunks(ONE_REQUEST)
         boundary = boundary_of(request.headers.get("Content-Type"))
@@ -127,7 +126,7 @@ class DocumentView(MethodView):
     @blp.response(200, DocumentSchema)
     def get(self, document_id: str):
         """One of your documents: its name, size and drive path"""
-        document = documents.find_document(drive_for(settings()), principal(), document_id)
+        document = documents.find_document(guarded_drive(), principal(), document_id)
         if document is None:
             raise NotFound(
                 f"you have no document with id {document_id!r}: POST /api/v2/documents "

@@ -9,12 +9,10 @@ from marshmallow import fields
 from werkzeug.routing import PathConverter
 
 from api.blueprint import Blueprint, principal
-from api.context import settings
+from api.context import guarded_drive
 from api.fields import DRIVE_ENTRY, DRIVE_PATH, DRIVE_PATH_DOC
 from api.lenient import V1Response
 from api.permissions import needs
-from shared.accounts.access import drive_for
-from shared.drive import Drive
 from shared.states import Permission
 
 blp = Blueprint(
@@ -89,10 +87,6 @@ class Deleted(V1Response):
     path = fields.String()
 
 
-def _drive() -> Drive:
-    return drive_for(settings())
-
-
 @blp.route("/<drive_path:path>")
 class DriveEntry(MethodView):
     @needs(Permission.MANAGE_FILES)
@@ -102,7 +96,7 @@ class DriveEntry(MethodView):
     )
     def get(self, path: str):
         """Download a file, or list a folder as JSON"""
-        drive = _drive()
+        drive = guarded_drive()
         target = drive.resolve(principal(), path)
         if target.real.is_dir():
             return {"status": "OK", "path": target.relative, "entries": drive.listing(target)}
@@ -116,7 +110,7 @@ class DriveEntry(MethodView):
     @blp.response(200, Written)
     def put(self, path: str):
         """Upload the raw request body as a file (parent folders are created)"""
-        drive = _drive()
+        drive = guarded_drive()
         target = drive.resolve(principal(), path, write=True)
         drive.write(target, request.get_data())
         return {"status": "OK", "path": target.relative, "size": target.real.stat().st_size}
@@ -126,7 +120,7 @@ class DriveEntry(MethodView):
     @blp.response(200, Deleted)
     def delete(self, path: str):
         """Delete a file or a folder with everything in it"""
-        drive = _drive()
+        drive = guarded_drive()
         target = drive.resolve(principal(), path, write=True)
         drive.delete(target)
         return {"status": "OK", "path": target.relative}

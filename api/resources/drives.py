@@ -20,7 +20,8 @@ from flask.views import MethodView
 from marshmallow import fields, validate
 
 from api.blueprint import Blueprint, principal
-from api.context import settings
+from api.context import guarded_drive, settings
+from api.errors import describe_messages
 from api.fields import DRIVE_PATH, DrivePath
 from api.lenient import LenientSchema
 from api.permissions import needs
@@ -30,7 +31,6 @@ from api.resources.files import (
     body_chunks,
     download,
     entry_parameter,
-    guarded_drive,
 )
 from shared import drive_ops
 from shared.drive import DrivePath as CheckedPath
@@ -106,18 +106,8 @@ def _load(schema: LenientSchema, data: dict, what: str) -> dict:
     try:
         return schema.load(data)
     except ma.ValidationError as error:
-        raise InvalidRequest(f"{what}: {_flat(error.messages)}") from None
-
-
-def _flat(messages, prefix: str = "") -> str:
-    if isinstance(messages, dict):
-        return "; ".join(_flat(value, f"{prefix}{key}.") for key, value in messages.items())
-    if isinstance(messages, list):
-        return "; ".join(
-            f"{prefix.rstrip('.')}: {m}" if isinstance(m, str) else _flat(m, prefix)
-            for m in messages
-        )
-    return f"{prefix.rstrip('.')}: {messages}"
+        lines = describe_messages(error.messages, top=False)
+        raise InvalidRequest(f"{what}: {'; '.join(lines)}") from None
 
 
 # -- schemas of the answers -----------------------------------------------------------------

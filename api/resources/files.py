@@ -19,12 +19,10 @@ from marshmallow import fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.blueprint import Blueprint, principal
-from api.context import settings
+from api.context import guarded_drive, settings
 from api.fields import DRIVE_ENTRY, DRIVE_NAME, DRIVE_PATH_DOC, DrivePath
 from api.permissions import needs
 from shared import drive_ops
-from shared.accounts.access import drive_for
-from shared.drive import Drive
 from shared.drive import DrivePath as CheckedPath
 from shared.errors import InvalidRequest, TooLarge
 from shared.runs.file_jobs import run_file_job
@@ -44,10 +42,6 @@ OCTETS = "application/octet-stream"
 
 
 # -- shared with /api/v1/drives ----------------------------------------------------------------
-def guarded_drive() -> Drive:
-    return drive_for(settings())
-
-
 def body_chunks(how_to_split: str) -> Iterator[bytes]:
     """The request's body, a chunk at a time; one past the per-request cap is a 413 that says
     how to send it in parts (``how_to_split``)."""

@@ -15,10 +15,9 @@ from api.account_schemas import (
     UpdateTeamArgs,
 )
 from api.blueprint import Blueprint, principal
-from api.context import settings, store
+from api.context import guarded_drive, store
 from api.permissions import SIGNED_IN, needs
 from shared.accounts import teams
-from shared.accounts.access import drive_for
 from shared.accounts.users import user_by_reference
 from shared.errors import Conflict
 from shared.states import Permission
@@ -56,7 +55,7 @@ class Teams(MethodView):
         with store() as session:
             team = teams.create_team(session, principal(), args["name"], wanted)
             shown = _shown(session, team)
-        drive_for(settings()).space_home(shown["name"])
+        guarded_drive().space_home(shown["name"])
         return shown
 
 
@@ -79,14 +78,14 @@ class TeamView(MethodView):
             old = teams.rename_team(session, team, args["name"])
             if old != team.name:
                 # Inside the transaction: if the move fails, the name stays as it was.
-                drive_for(settings()).move_space(old, team.name)
+                guarded_drive().move_space(old, team.name)
             return _shown(session, team)
 
     @needs(Permission.ADMIN)
     @blp.response(204)
     def delete(self, team_id: str):
         """Delete a team (team admins) whose space is empty"""
-        drive = drive_for(settings())
+        drive = guarded_drive()
         with store() as session:
             team = teams.managed_team(session, principal(), team_id)
             if not drive.space_is_empty(team.name):

@@ -7,10 +7,9 @@ from flask.views import MethodView
 from api.account_presenters import user_view
 from api.account_schemas import CreateUserArgs, NewUserSchema, UserSchema, UsersResponse
 from api.blueprint import Blueprint, principal
-from api.context import settings, store
+from api.context import guarded_drive, store
 from api.permissions import SIGNED_IN, needs
 from shared.accounts import credentials, users
-from shared.accounts.access import drive_for
 from shared.errors import Forbidden, NotFound
 from shared.states import Permission
 from shared.store.models import User
@@ -45,7 +44,7 @@ class Users(MethodView):
             )
             token = credentials.create_token(session, user.username, name="first token")
             shown = {**user_view(user), "token": token}
-        drive_for(settings()).space_home(user.username)
+        guarded_drive().space_home(user.username)
         return shown
 
 
