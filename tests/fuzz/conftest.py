@@ -20,30 +20,17 @@ from shared.accounts.users import create_user
 from shared.drive import Drive
 from shared.store.db import session_scope
 from tests.conftest import ApiUser
-from tests.integration.flows import compile_flow, invoice, put_project, run_async, wait_done
+from tests.integration.flows import (
+    CHECKED_FLOW,
+    compile_flow,
+    invoice,
+    put_project,
+    run_async,
+    wait_done,
+)
 
 USER = "fuzzer"
 ADMIN = "fuzzadmin"
-
-# The integration tests' invoice flow with a checkpoint before its UDF: a total of 10 or less
-# stops the record there, so the review calls have something to look at and correct.
-CHECKED_FLOW = """
-name: checked_invoices
-steps:
-  - {id: read, type: extract_text}
-  - id: fields
-    type: refine
-    params:
-      fields:
-        invoice_number: "regex(text, 'Invoice #\\\\s*(\\\\S+)')"
-        total: "to_number(regex(text, 'Total:\\\\s*\\\\$?([0-9.,]+)'))"
-  - id: check
-    type: checkpoint
-    params:
-      rules:
-        - {formula: "total > 10", message: "total must be over 10"}
-  - {id: enrich, type: udf, params: {function: "udfs/enrich.py:enrich"}}
-"""
 
 
 @dataclass

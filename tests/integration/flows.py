@@ -22,6 +22,34 @@ steps:
     params: {function: "udfs/enrich.py:enrich"}
 """
 
+# The invoice flow with a checkpoint before its UDF: a total of 10 or less stops the record
+# there, for review.
+CHECKED_FLOW = """
+name: checked_invoices
+steps:
+  - {id: read, type: extract_text}
+  - id: fields
+    type: refine
+    params:
+      fields:
+        invoice_number: "regex(text, 'Invoice #\\\\s*(\\\\S+)')"
+        total: "to_number(regex(text, 'Total:\\\\s*\\\\$?([0-9.,]+)'))"
+  - id: check
+    type: checkpoint
+    params:
+      rules:
+        - {formula: "total > 10", message: "total must be over 10"}
+  - {id: enrich, type: udf, params: {function: "udfs/enrich.py:enrich"}}
+"""
+# One record per line of the file (a long step output to page through); a file without a line
+# is kept whole, with a warning.
+LINES_FLOW = """
+name: lines
+steps:
+  - {id: read, type: extract_text}
+  - {id: lines, type: split, params: {by: line}}
+"""
+
 ENRICH_UDF = """
 def enrich(record, context):
     if "boom" in record["text"]:

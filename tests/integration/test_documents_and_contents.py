@@ -14,38 +14,19 @@ from urllib.parse import quote
 import pytest
 
 from api.app import MAX_UPLOAD_BYTES
-from tests.integration.flows import compile_flow, invoice, put_project, wait_done
+from tests.integration.flows import (
+    CHECKED_FLOW,
+    LINES_FLOW,
+    compile_flow,
+    invoice,
+    put_project,
+    wait_done,
+)
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-# A checkpoint before the UDF: a total of 10 or less stops the record there, for review.
-CHECKED_FLOW = """
-name: checked
-steps:
-  - {id: read, type: extract_text}
-  - id: fields
-    type: refine
-    params:
-      fields:
-        invoice_number: "regex(text, 'Invoice #\\\\s*(\\\\S+)')"
-        total: "to_number(regex(text, 'Total:\\\\s*\\\\$?([0-9.,]+)'))"
-  - id: check
-    type: checkpoint
-    params:
-      rules:
-        - {formula: "total > 10", message: "total must be over 10"}
-  - {id: enrich, type: udf, params: {function: "udfs/enrich.py:enrich"}}
-"""
-# One record per line of the file: a long step output to page through.
-LINES_FLOW = """
-name: lines
-steps:
-  - {id: read, type: extract_text}
-  - {id: lines, type: split, params: {by: line}}
-"""
 
 
 # -- helpers ----------------------------------------------------------------------------------

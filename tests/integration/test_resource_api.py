@@ -24,6 +24,7 @@ from shared.store.models import Job, JobFile, JobLog
 from tests.integration.control_udfs import CONTROL_UDFS, GATED_FLOW
 from tests.integration.flows import (
     ENRICH_UDF,
+    LINES_FLOW,
     compile_flow,
     invoice,
     put_project,
@@ -387,17 +388,11 @@ def test_pages_do_not_shift_while_jobs_arrive(stack, projects):
 
 
 # -- metrics, logs, changes, removal ------------------------------------------------------------
-WARNING_FLOW = """
-name: warned
-steps:
-  - {id: read, type: extract_text}
-  - {id: lines, type: split, params: {by: line}}
-"""
 
 
 def test_metrics_count_the_records_that_came_through_with_warnings(stack, projects):
     root = f"{projects['project']}-warned"
-    stack.upload(f"{root}/flows/main.ibflow", WARNING_FLOW.encode())
+    stack.upload(f"{root}/flows/main.ibflow", LINES_FLOW.encode())
     compiled = compile_flow(stack, root)
     assert compiled["cur_status"]["status"] == "COMPLETE", compiled
     binary = compiled["results"][0]["binary_path"]
