@@ -35,6 +35,8 @@ class Settings:
     default_step_timeout: int = 300
     # Unacked messages come back after this many seconds: it must exceed the longest step.
     visibility_timeout: int = 7200
+    # How often beat looks for stalled steps (lapsed claims, unpublished jobs).
+    recovery_interval: float = 60.0
     # How many times one step of one file may be started before the file fails.
     max_step_attempts: int = 3
     # Seconds a sync run (flow/run_binary_sync) may take before it is stopped with a 504.

@@ -11,7 +11,6 @@ from workers.names import DELIVER_DUE, DELIVERY_PRIORITY, RECOVER_STALLED, RECOV
 
 # A step killed by its hard limit is given this long past its soft limit to record the failure.
 HARD_LIMIT_GRACE = 30
-RECOVERY_INTERVAL = 60.0
 
 
 def celery_config(settings: Settings) -> dict:
@@ -65,8 +64,8 @@ def celery_config(settings: Settings) -> dict:
             # for the broker's visibility timeout.
             "recover-stalled-steps": {
                 "task": RECOVER_STALLED,
-                "schedule": RECOVERY_INTERVAL,
-                "options": {"expires": RECOVERY_INTERVAL, "priority": RECOVERY_PRIORITY},
+                "schedule": settings.recovery_interval,
+                "options": {"expires": settings.recovery_interval, "priority": RECOVERY_PRIORITY},
             },
         },
     }
