@@ -5,8 +5,9 @@ Every part runs on hosts made of network namespaces (tests/multihost/): Redis an
 one, the API and beat on another, workers on one or two more, so the two-host figure pays the
 same network hops as the one-host ones. For each shape the workers start and warm up, stop
 consuming while the runs are submitted over HTTP, then consume again; the figure is the runs
-divided by the time from the first job's start to the last job's end (both from the store). CPU seconds per run of PostgreSQL,
-Redis and the worker processes, and how busy the machine was, say where the bound is.
+divided by the time from the first job's start to the last job's end (both from the store).
+CPU seconds per run of PostgreSQL, Redis and the worker processes, and how busy the machine
+was, say where the bound is.
 
 Needs root (network namespaces) and PostgreSQL's server binaries (/usr/lib/postgresql).
 
