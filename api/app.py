@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from api.errors import FlowbinApi, register_error_handlers
+from api.instrumentation import instrument
 from api.lenient import add_warnings
 from api.openapi import OperationLinks, SchemaExtras, null_or_nested
 from api.permissions import check_declared
+from api.ui import assets, pages
 from shared.config import Settings
 from workers.app import create_celery_app
 from workers.publisher import CeleryPublisher
@@ -27,7 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's assets come from the app itself (api/ui/assets.py): no CDN.
+        OPENAPI_SWAGGER_UI_URL=assets.SWAGGER_URL,
         JSON_SORT_KEYS=False,
         # Every operation needs a token or an API key; health says it does not
         # (api/resources/health.py).
@@ -68,8 +71,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     api.register_blueprint(files.blp)
     api.register_blueprint(drives.blp)
+    from api.resources import job_files
+
+    api.register_blueprint(job_files.blp)
     links.add_links()
+    # The web UI: HTML pages and assets, outside the API spec.
+    pages.register(app)
+    app.register_blueprint(assets.blp)
+    from api.resources import metrics
+
+    # Prometheus's text at /metrics, outside the API spec (docs/metrics.md).
+    app.register_blueprint(metrics.blp)
     check_declared(app)
     app.after_request(add_warnings)
+    instrument(app)
     register_error_handlers(app)
     return app

@@ -15,6 +15,7 @@ from webargs.flaskparser import FlaskParser
 
 from api import permissions
 from api.lenient import LenientSchema
+from api.ui import session as web_session
 from shared.accounts.credentials import identify, record_use
 from shared.accounts.principal import Principal
 from shared.errors import Unauthorized
@@ -58,13 +59,20 @@ def _require_principal() -> None:
     if requirement == permissions.PUBLIC:
         return
     header = request.headers.get("Authorization", "")
+    url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
+    if not header and web_session.has_session():
+        # The web UI's fetch calls: the session cookie, always with its CSRF token.
+        web_session.check_csrf()
+        g.principal = web_session.session_principal(url)
+        if requirement != permissions.SIGNED_IN:
+            g.principal.require(requirement)
+        return
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() not in ("bearer", "basic") or not credentials.strip():
         raise Unauthorized(
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
             "or 'Authorization: Basic <api key>'"
         )
-    url = flask.current_app.config["FLOWBIN_SETTINGS"].sql_url
     with statement_scope(url, read_only=True) as conn:
         principal, used_at = identify(conn, scheme.lower(), credentials.strip())
     if used_at is not None:
@@ -73,6 +81,11 @@ def _require_principal() -> None:
     g.principal = principal
     if requirement != permissions.SIGNED_IN:
         principal.require(requirement)
+
+
+def require_principal() -> None:
+    """What this Blueprint does before each view, for a plain Flask view (``GET /metrics``)."""
+    _require_principal()
 
 
 def principal() -> Principal:

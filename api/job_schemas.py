@@ -65,6 +65,11 @@ class BulkArgs(TimeWindowArgs):
 class ListArgs(TimeWindowArgs):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+    after = Text(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "continue after this job: the cursor of `next_page`"},
+    )
     state = CommaList(LIST_STATE_FILTER)
     user = Text(load_default=None)
     priority = fields.Integer(load_default=None, validate=validate.Range(min=0, max=9))
@@ -107,6 +112,7 @@ class RunSummarySchema(ma.Schema):
 
 class ListedJob(ma.Schema):
     curMsg = fields.String()
+    curProgress = fields.Float(metadata={"description": "0 to 1: the share of steps that ran"})
     state = fields.String()
     tags = fields.List(fields.String())
     job_id = fields.String()

@@ -90,6 +90,8 @@ def seed_list_item(
     finished = job.finished_at.timestamp() if job.finished_at else None
     return {
         "curMsg": job.message,
+        # As in jobs/status's cur_status: the fraction of the job's file steps that ran.
+        "curProgress": summary.progress,
         "state": SEED_STATUS[shown_status(job, steps_running)],
         "tags": tags,
         "job_id": job.id,

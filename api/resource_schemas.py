@@ -357,6 +357,11 @@ class MetricsResponse(ma.Schema):
 class LogPageArgs(ma.Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+    after = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_OFFSET),
+        metadata={"description": "continue after this line: set by the `next` link"},
+    )
 
 
 class LogEntry(ma.Schema):

@@ -68,6 +68,7 @@ class RecordForReview(ma.Schema):
     file_name = fields.String()
     file_index = fields.Integer()
     record_index = fields.Integer()
+    text = fields.String(metadata={"description": "the record's text, to check its fields by"})
     checkpoint_failed = fields.List(
         fields.String(), metadata={"description": "messages of the failed rules"}
     )

@@ -178,6 +178,14 @@ class LogsArgs(LenientSchema):
     job_id = Text(required=True, validate=validate.Length(min=1))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+    after_id = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_OFFSET),
+        metadata={
+            "description": "continue after this line (the `next_after_id` of the page before); "
+            "offset then counts from it"
+        },
+    )
 
 
 class LogLine(ma.Schema):
@@ -193,6 +201,10 @@ class LogLine(ma.Schema):
 class LogsResponse(V1Response):
     logs = fields.List(fields.Nested(LogLine))
     next_offset = fields.Integer()
+    next_after_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the last line's position: pass as after_id to read on fast"},
+    )
 
 
 class ResultsArgs(Body):

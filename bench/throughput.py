@@ -158,7 +158,7 @@ class FlowbinSide:
 
     def count(self, states, since: datetime, id_prefix: str | None = None) -> int:
         """Jobs in ``states`` created since ``since``: the bench's store holds nothing else
-        created meanwhile. Polled from ix_jobs_status_created alone, so a poll reads only this
+        created meanwhile. Polled from ix_jobs_status_created_id alone, so a poll reads only this
         batch's index entries however many jobs earlier rounds left (a scan of them all, as a
         LIKE on the id would be, slows the workers down); ``id_prefix`` checks the ids too."""
         query = (

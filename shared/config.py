@@ -11,6 +11,18 @@ import functools
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+# Settings read from a variable of another name than FLOWBIN_<NAME>: the standard ones.
+ENV_NAMES = {
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_region": "AWS_REGION",
+}
+
+
+def _env_name(name: str) -> str:
+    return ENV_NAMES.get(name, f"FLOWBIN_{name.upper()}")
 
 
 def _bool(value: str) -> bool:
@@ -23,6 +35,15 @@ class Settings:
     # Empty means "derive from data_dir": a SQLite file and a local drive folder.
     database_url: str = ""
     drive_dir: str = ""
+    # Where the drive is (shared/storage/locate.py): empty, the local folder above;
+    # file:///path, that folder; s3://bucket/prefix, an S3-compatible object store.
+    drive_url: str = ""
+    # The object store's endpoint (SeaweedFS, MinIO...); empty: AWS S3.
+    s3_endpoint_url: str = ""
+    # Read from the standard AWS_* variables (ENV_NAMES); empty: boto3's own chain.
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    aws_region: str = ""
     # Empty means "start an embedded Redis" (flowbin up); workers and the API need a real URL.
     redis_url: str = ""
     api_host: str = "127.0.0.1"
@@ -31,12 +52,29 @@ class Settings:
     flower_user: str = "admin"
     flower_password: str = ""
     admin_token: str = ""
+    # Signs the web UI's session cookies. Empty: a key generated once into
+    # <data_dir>/secret_key, shared by every API process on this host (api/ui/session.py).
+    secret_key: str = ""
     # Seconds a step may run when the run asks for the platform default (step_timeout 0).
     default_step_timeout: int = 300
     # Unacked messages come back after this many seconds: it must exceed the longest step.
     visibility_timeout: int = 7200
     # How often beat looks for stalled steps (lapsed claims, unpublished jobs).
     recovery_interval: float = 60.0
+    # Days after which beat deletes an ended job's rows from the store (shared/jobs/retention.py);
+    # 0: never. How often it looks, in seconds.
+    retention_days: int = 0
+    retention_interval: float = 3600.0
+    # Seconds `flowbin up`, asked to stop, lets running steps finish before it kills what is
+    # left (a killed step is redelivered and runs again).
+    shutdown_grace: float = 30.0
+    # How many files of one job may have a step in the broker at a time (shared/engine/window.py),
+    # so a job behind a big one waits for this many steps, not the big one's backlog; keep it
+    # at least twice the worker slots. 0: no limit.
+    job_window: int = 64
+    # A submit records up to this many input files itself; a bigger folder is listed by a worker
+    # (shared/runs/input_listing.py), this many files per transaction.
+    input_batch_files: int = 1000
     # How many times one step of one file may be started before the file fails.
     max_step_attempts: int = 3
     # Seconds a sync run (flow/run_binary_sync) may take before it is stopped with a 504.
@@ -70,13 +108,16 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_from: str = "flowbin@localhost"
+    # A bearer token that reads GET /metrics (and nothing else), for a Prometheus scraper;
+    # empty: only admins read it.
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values = {}
         for field in fields(cls):
-            raw = environ.get(f"FLOWBIN_{field.name.upper()}")
+            raw = environ.get(_env_name(field.name))
             if raw is None:
                 continue
             if field.type == "Path":
@@ -109,6 +150,9 @@ class Settings:
 
     @functools.cached_property
     def drive_root(self) -> Path:
+        """The local drive folder (unused when the drive is in an object store)."""
+        if self.drive_url.startswith("file://"):
+            return Path(unquote(urlsplit(self.drive_url).path)).resolve()
         return (
             Path(self.drive_dir).resolve()
             if self.drive_dir
@@ -134,5 +178,7 @@ class Settings:
         env = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            env[f"FLOWBIN_{field.name.upper()}"] = str(value)
+            if field.name in ENV_NAMES and not value:
+                continue  # an empty AWS_* would hide boto3's own credential chain
+            env[_env_name(field.name)] = str(value)
         return env

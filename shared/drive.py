@@ -4,28 +4,36 @@ their username, or a team's, named by the team).
 Every path a user gives is relative and starts with a space. ``..``, absolute paths, NUL bytes,
 backslashes and links that lead out of the drive are rejected, never followed. Who may read or
 write a space is not decided here: a drive that resolves callers' paths is given the guard that
-decides it (shared/accounts/access.py), and asks it about every path.
+decides it (shared/accounts/access.py), and asks it about every path. Where the files are is
+not decided here either: the drive works on logical paths over a storage (shared/storage/), a
+local folder or an object store, so the rules are the same on both.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from shared.errors import InvalidRequest, NotFound
+from shared.storage import local
+from shared.storage.backend import FILE, FOLDER, Storage, StoredFile
+from shared.storage.local import LocalStorage
 
 
 @dataclass(frozen=True)
 class DrivePath:
-    """A checked drive path: ``relative`` as the user wrote it (normalized), ``real`` on disk."""
+    """A checked drive path: ``relative`` as the user wrote it (normalized), which is its key
+    in ``storage``; ``real``, where the drive is a local folder, the file on disk (else None)."""
 
     relative: str
-    real: Path
+    real: Path | None
     space: str
+    storage: Storage = field(compare=False, repr=False, default=None)
+
+    @property
+    def file(self) -> StoredFile:
+        return StoredFile(self.storage, self.relative)
 
 
 class SpaceGuard(Protocol):
@@ -35,8 +43,13 @@ class SpaceGuard(Protocol):
 
 
 class Drive:
-    def __init__(self, root: Path, guard: SpaceGuard | None = None):
-        self.root = Path(root).resolve()
+    """The drive over a storage (shared/storage/): a local folder (``root`` a Path) or an
+    object store. The path rules and the guard work on logical paths; the storage below."""
+
+    def __init__(self, root: Path | Storage, guard: SpaceGuard | None = None):
+        self.storage = root if isinstance(root, Storage) else LocalStorage(Path(root))
+        local_root = self.storage.local_path("")
+        self.root = local_root.resolve() if local_root is not None else None
         self.guard = guard
 
     def resolve(self, principal: Any, path: str, *, write: bool = False) -> DrivePath:
@@ -46,71 +59,77 @@ class Drive:
         if self.guard is None:
             raise RuntimeError("this Drive has no guard: it cannot resolve a caller's paths")
         self.guard.check(principal, relative, write=write)
+        return self.checked(relative)
+
+    def checked(self, relative: str) -> DrivePath:
+        """A normalized path the caller may use, mapped to the storage."""
+        space = relative.split("/", 1)[0]
+        if self.root is None:  # an object store has no links to follow out of it
+            return DrivePath(relative=relative, real=None, space=space, storage=self.storage)
         real = self.root / relative
         # A symlink anywhere along the path may point outside the drive: check where it lands.
         resolved = real.resolve()
         if resolved != self.root and self.root not in resolved.parents:
             raise InvalidRequest(f"drive path {relative!r} leads outside the drive")
-        return DrivePath(relative=relative, real=resolved, space=relative.split("/", 1)[0])
+        return DrivePath(relative=relative, real=resolved, space=space, storage=self.storage)
 
-    def space_home(self, space: str) -> Path:
-        """The folder of a user's or a team's space, made if it is new."""
-        home = self.root / check_segment(space, what="a space name")
-        home.mkdir(parents=True, exist_ok=True)
-        return home
+    def space_home(self, space: str) -> Path | None:
+        """The folder of a user's or a team's space, made if it is new (its path, on a local
+        drive)."""
+        check_segment(space, what="a space name")
+        self.storage.make_folder(space)
+        return self.storage.local_path(space)
 
     def move_space(self, old: str, new: str) -> None:
         """Rename a space's folder (a team's rename); a space never used has none to move."""
-        source, target = self.root / old, self.root / check_segment(new, what="a space name")
-        if target.exists():
+        check_segment(new, what="a space name")
+        if self.storage.stat(new) is not None:
             raise InvalidRequest(f"the drive already holds a folder {new!r}")
-        if source.is_dir():
-            source.rename(target)
+        node = self.storage.stat(old)
+        if node is not None and node.type == FOLDER:
+            self.storage.move(old, new)
 
     def space_is_empty(self, space: str) -> bool:
-        folder = self.root / space
-        return not folder.is_dir() or next(folder.iterdir(), None) is None
+        node = self.storage.stat(space)
+        return node is None or node.type != FOLDER or not self.storage.list_page(space, None, 1)[0]
 
     def write(self, target: DrivePath, data: bytes) -> None:
-        if target.real.is_dir():
+        node = self.storage.stat(target.relative)
+        if node is not None and node.type == FOLDER:
             raise InvalidRequest(f"{target.relative!r} is a folder; give a file path to upload to")
         try:
-            write_atomic(target.real, data)
+            self.storage.ensure_parents(target.relative)
+            self.storage.write_bytes(target.relative, data)
         except (NotADirectoryError, FileExistsError):  # a folder on the way is a file
             raise InvalidRequest(
                 f"cannot write {target.relative!r}: one of the folders it is in is a file"
             ) from None
 
     def read(self, target: DrivePath) -> bytes:
-        if not target.real.is_file():
+        node = self.storage.stat(target.relative)
+        if node is None or node.type != FILE:
             raise NotFound(f"no file at drive path {target.relative!r}")
-        return target.real.read_bytes()
+        return self.storage.read_bytes(target.relative)
 
     def listing(self, target: DrivePath) -> list[dict]:
-        if not target.real.is_dir():
+        node = self.storage.stat(target.relative)
+        if node is None or node.type != FOLDER:
             raise NotFound(f"no folder at drive path {target.relative!r}")
-        entries = []
-        for child in sorted(target.real.iterdir(), key=lambda p: p.name):
-            stat = child.lstat()
-            entries.append(
-                {
-                    "name": child.name,
-                    "path": f"{target.relative}/{child.name}",
-                    "type": "folder" if child.is_dir() else "file",
-                    "size": stat.st_size if child.is_file() else None,
-                    "modified": int(stat.st_mtime),
-                }
-            )
-        return entries
+        return [
+            {
+                "name": child.name,
+                "path": f"{target.relative}/{child.name}",
+                "type": child.type,
+                "size": child.size if child.type == FILE else None,
+                "modified": child.modified,
+            }
+            for child in self.storage.children(target.relative)
+        ]
 
     def delete(self, target: DrivePath) -> None:
         if target.relative == target.space:
             raise InvalidRequest("a space's root folder cannot be deleted")
-        if target.real.is_dir():
-            shutil.rmtree(target.real)
-        elif target.real.exists():
-            target.real.unlink()
-        else:
+        if not self.storage.delete(target.relative):
             raise NotFound(f"nothing at drive path {target.relative!r}")
 
 
@@ -160,22 +179,10 @@ def check_segment(name: str, *, what: str) -> str:
     return name
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``target`` and rename it over: readers see old or new.
-
-    The temporary name is unique per process and thread, which is all the uniqueness needed
-    (one writer of a name at a time per thread) without mkstemp's random-name retries."""
-    tmp = f"{target.parent}/.{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:  # the folder is new: make it once, not on every write
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_atomic(target: Path | StoredFile, data: bytes) -> None:
+    """Make ``data`` the whole content of ``target``, atomically as readers see it: a local
+    path (a temporary file beside it, renamed over) or a file of a storage."""
+    if isinstance(target, StoredFile):
+        target.write_bytes(data)
+    else:
+        local.write_atomic(target, data)

@@ -1,31 +1,27 @@
 """What the file APIs do to the drive beyond a whole file in memory: a node's metadata, a page
-of a folder, a body streamed to disk (whole, or appended at a cursor), a new folder, and the
+of a folder, a body streamed to storage (whole, or appended at a cursor), a new folder, and the
 two tree operations, copy and extract, each checked in full before anything is written.
 
 Every path here is one the caller's guard has already passed (``Drive.resolve``); what is
-checked here is what the tree on disk allows: a folder where a file is asked for, a file on the
-way to a folder, a link that would carry a write elsewhere. Bodies never sit in memory whole:
-they are written chunk by chunk to a temporary file beside their target and renamed over it,
-so readers see the old file or the new one.
+checked here is what the tree in storage allows: a folder where a file is asked for, a file on
+the way to a folder, a link that would carry a write elsewhere (a local drive's). Bodies never
+sit in memory whole: the storage (shared/storage/) writes them chunk by chunk, to a temporary
+file renamed over its target or as the parts of one object, so readers see the old file or the
+new one.
 """
 
 from __future__ import annotations
 
-import fcntl
-import heapq
-import os
 import re
 import stat
-import uuid
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 
 from shared.drive import DrivePath, normalize
 from shared.errors import Conflict, InvalidRequest, NotFound, TooLarge
+from shared.storage.backend import CHUNK_BYTES, FILE, FOLDER, LINK, Node
 
-CHUNK_BYTES = 1024 * 1024
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 # What one extract may unpack: past either, the archive is refused (413) before anything is
@@ -33,21 +29,7 @@ MAX_PAGE_SIZE = 10_000
 MAX_EXTRACT_BYTES = 1024 * 1024 * 1024
 MAX_EXTRACT_ENTRIES = 50_000
 
-FILE = "file"
-FOLDER = "folder"
-
-# Temporary files of writes in progress (this module's and shared/drive.write_atomic's): not
-# listed, since they are gone, renamed over their target, a moment later.
-_PARTIAL = re.compile(r"^\..+\.(?:[0-9a-f]{32}\.upload|\d+\.\d+\.tmp)$")
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    path: str  # the drive path
-    type: str  # FILE or FOLDER
-    size: int  # bytes; 0 for a folder
-    modified: int  # Unix seconds
+__all__ = ["CHUNK_BYTES", "FILE", "FOLDER", "Node", "Page"]
 
 
 @dataclass(frozen=True)
@@ -56,23 +38,9 @@ class Page:
     next_token: str | None  # where the next page starts; None on the last page
 
 
-def _node(path: str, real: Path) -> Node | None:
-    try:
-        info = real.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    if stat.S_ISDIR(info.st_mode):
-        kind, size = FOLDER, 0
-    elif stat.S_ISREG(info.st_mode):
-        kind, size = FILE, info.st_size
-    else:  # a socket or a pipe someone left in the drive folder: nothing a client can use
-        return None
-    return Node(PurePosixPath(path).name, path, kind, size, int(info.st_mtime))
-
-
 def node_of(target: DrivePath) -> Node | None:
     """What is at ``target``, or None."""
-    return _node(target.relative, target.real)
+    return target.storage.stat(target.relative)
 
 
 def require_node(target: DrivePath) -> Node:
@@ -83,71 +51,37 @@ def require_node(target: DrivePath) -> Node:
 
 
 def list_page(folder: DrivePath, after: str | None = None, size: int = DEFAULT_PAGE_SIZE) -> Page:
-    """The entries of ``folder`` sorted by name, the first ``size`` of those after the name
+    """The entries of ``folder`` sorted by name, the first ``size`` of those after the token
     ``after`` (a page's ``next_token``). A file has no entries: its page is empty."""
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidRequest(f"a page holds 1 to {MAX_PAGE_SIZE} entries, not {size}")
     node = require_node(folder)
     if node.type == FILE:
         return Page([], None)
-    with os.scandir(folder.real) as entries:
-        names = [
-            entry.name
-            for entry in entries
-            if not _PARTIAL.match(entry.name) and (not after or entry.name > after)
-        ]
-    first = heapq.nsmallest(size + 1, names)
-    nodes = [
-        child
-        for name in first[:size]
-        if (child := _node(f"{folder.relative}/{name}", folder.real / name)) is not None
-    ]
-    return Page(nodes, first[size - 1] if len(first) > size else None)
+    nodes, token = folder.storage.list_page(folder.relative, after, size)
+    return Page(nodes, token)
 
 
 # -- writing ----------------------------------------------------------------------------------
+def _a_file_on_the_way(target: DrivePath) -> InvalidRequest:
+    return InvalidRequest(
+        f"cannot write {target.relative!r}: one of the folders it is in is a file"
+    )
+
+
 def _make_parents(target: DrivePath) -> None:
     try:
-        target.real.parent.mkdir(parents=True, exist_ok=True)
+        target.storage.ensure_parents(target.relative)
     except (FileExistsError, NotADirectoryError):
-        raise InvalidRequest(
-            f"cannot write {target.relative!r}: one of the folders it is in is a file"
-        ) from None
+        raise _a_file_on_the_way(target) from None
 
 
 def _not_a_folder(target: DrivePath) -> None:
     if target.relative == target.space:
         raise InvalidRequest(f"{target.relative!r} is a space, a folder: give a path inside it")
-    if target.real.is_dir():
+    node = node_of(target)
+    if node is not None and node.type == FOLDER:
         raise InvalidRequest(f"{target.relative!r} is a folder; give a file path to write to")
-
-
-def _write_all(fd: int, chunks: Iterable[bytes], limit: int | None, written: int = 0) -> int:
-    """Write ``chunks`` to ``fd``; the count of bytes, which may not pass ``limit``."""
-    for chunk in chunks:
-        written += len(chunk)
-        if limit is not None and written > limit:
-            raise TooLarge(f"more than the {limit} bytes one write may carry")
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
-    return written
-
-
-def _replace(target: Path, chunks: Iterable[bytes], limit: int | None = None) -> int:
-    """Write ``chunks`` to a temporary file beside ``target`` and rename it over; the size."""
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.upload"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            written = _write_all(fd, chunks, limit)
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return written
 
 
 def _chunks_of(source) -> Iterable[bytes]:
@@ -158,7 +92,7 @@ def write_stream(target: DrivePath, chunks: Iterable[bytes], limit: int | None =
     """Make ``chunks`` the whole content of the file ``target`` (parents made); its size."""
     _not_a_folder(target)
     _make_parents(target)
-    return _replace(target.real, chunks, limit)
+    return target.storage.write_stream(target.relative, chunks, limit)
 
 
 def append_stream(
@@ -171,62 +105,39 @@ def append_stream(
     expected); ``expected_size``: the size it must have now, or a 409 says the size it has.
     A write cut short leaves the file as it was. Its size after."""
     _not_a_folder(target)
-    flags = os.O_WRONLY | os.O_APPEND
-    if expected_size is None:
-        _make_parents(target)
-        flags |= os.O_CREAT
     try:
-        fd = os.open(target.real, flags, 0o644)
-    except (FileNotFoundError, NotADirectoryError):
+        return target.storage.append_stream(target.relative, chunks, expected_size, limit)
+    except (FileNotFoundError, NotADirectoryError) as error:
+        if expected_size is None:
+            raise _a_file_on_the_way(target) from None
         raise Conflict(
             f"{target.relative!r} does not exist (its size is 0): start it with cursor 0"
-        ) from None
+        ) from error
     except IsADirectoryError:  # made a folder since the check
         raise InvalidRequest(f"{target.relative!r} is a folder; give a file path") from None
-    try:
-        # One appender at a time: the size checked is the size written at.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if expected_size is not None and size != expected_size:
-            raise Conflict(
-                f"{target.relative!r} is {size} bytes, not {expected_size}: "
-                f"send the chunk that starts at byte {size}"
-            )
-        try:
-            return _write_all(fd, chunks, limit, size)
-        except BaseException:
-            os.ftruncate(fd, size)
-            raise
-    finally:
-        os.close(fd)
 
 
 def make_folder(target: DrivePath) -> bool:
     """Make the folder ``target`` and its parents; False if it was there already."""
-    if target.real.is_dir():
-        return False
-    if target.real.exists():
+    node = node_of(target)
+    if node is not None:
+        if node.type == FOLDER:
+            return False
         raise Conflict(f"{target.relative!r} is a file, so it cannot be made a folder")
     try:
-        target.real.mkdir(parents=True)
-    except FileExistsError:
-        if target.real.is_dir():  # made by another request meanwhile
-            return False
+        return target.storage.make_folder(target.relative)
+    except (FileExistsError, NotADirectoryError):
         raise InvalidRequest(
             f"cannot make {target.relative!r}: one of the folders it is in is a file"
         ) from None
-    except NotADirectoryError:
-        raise InvalidRequest(
-            f"cannot make {target.relative!r}: one of the folders it is in is a file"
-        ) from None
-    return True
 
 
 def make_empty_file(target: DrivePath) -> bool:
     """Make ``target`` an empty file unless it is a file already (False)."""
-    if target.real.is_file():
+    node = node_of(target)
+    if node is not None and node.type == FILE:
         return False
-    if target.real.is_dir():
+    if node is not None:
         raise Conflict(f"{target.relative!r} is a folder, so it cannot be made a file")
     write_stream(target, [])
     return True
@@ -252,22 +163,23 @@ def _check_destination(dst: DrivePath, parts: tuple[str, ...], kind: str, what: 
         normalize(relative)
     except InvalidRequest as error:
         raise InvalidRequest(f"{what}: {error.msg}") from None
-    path = dst.real
-    for index, part in enumerate(parts):
-        path = path / part
+    for index in range(len(parts)):
         last = index == len(parts) - 1
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
+        found = dst.storage.kind_of("/".join((dst.relative, *parts[: index + 1])))
+        if found is None:
             return  # nothing further down exists either
-        if stat.S_ISLNK(info.st_mode):
+        if found == LINK:
             raise InvalidRequest(f"{what}: {relative!r} passes through a link in the drive")
-        if stat.S_ISDIR(info.st_mode):
+        if found == FOLDER:
             if last and kind == FILE:
                 raise Conflict(f"{what}: {relative!r} is a folder in the destination")
         elif not last or kind == FOLDER:
             shown = "/".join((dst.relative, *parts[: index + 1]))
             raise Conflict(f"{what}: {shown!r} is a file in the destination")
+
+
+def _key(target: DrivePath, parts: tuple[str, ...]) -> str:
+    return "/".join((target.relative, *parts))
 
 
 class Copy:
@@ -279,12 +191,13 @@ class Copy:
         self.src, self.dst = src, dst
         node = require_node(src)
         self.kind = node.type
-        if dst.relative == src.relative or dst.real == src.real:
+        if dst.relative == src.relative or (dst.real is not None and dst.real == src.real):
             raise InvalidRequest("src_path and dst_path are the same: nothing to copy")
         if self.kind == FILE and dst.relative == dst.space:
             raise InvalidRequest(f"dst_path {dst.relative!r} is a space: give the new file's path")
         if self.kind == FOLDER and (
-            dst.relative.startswith(src.relative + "/") or src.real in dst.real.parents
+            dst.relative.startswith(src.relative + "/")
+            or (src.real is not None and src.real in dst.real.parents)
         ):
             raise InvalidRequest(f"cannot copy the folder {src.relative!r} into itself")
         self.folders: list[tuple[str, ...]] = []
@@ -293,7 +206,8 @@ class Copy:
         if self.kind == FILE:
             self.files.append(())
         else:
-            self._walk()
+            tree = src.storage.tree(src.relative)
+            self.folders, self.files, self.links = tree.folders, tree.files, tree.links_skipped
         _check_parents(dst)
         for parts in self.folders:
             _check_destination(dst, parts, FOLDER, "dst_path")
@@ -301,51 +215,37 @@ class Copy:
             _check_destination(dst, parts, FILE, "dst_path")
         _check_destination_root(dst, self.kind)
 
-    def _walk(self) -> None:
-        for folder, folders, files in os.walk(self.src.real):
-            base = Path(folder).relative_to(self.src.real).parts
-            for name in list(folders):
-                if (Path(folder) / name).is_symlink():
-                    folders.remove(name)
-                    self.links += 1
-                else:
-                    self.folders.append((*base, name))
-            for name in files:
-                path = Path(folder) / name
-                if path.is_symlink():
-                    self.links += 1
-                elif path.is_file() and not _PARTIAL.match(name):
-                    self.files.append((*base, name))
-
     def run(self) -> Transfer:
         total = 0
+        storage = self.dst.storage
         if self.kind == FOLDER:
-            self.dst.real.mkdir(parents=True, exist_ok=True)
+            storage.make_folder(self.dst.relative)
         else:
-            self.dst.real.parent.mkdir(parents=True, exist_ok=True)
+            storage.ensure_parents(self.dst.relative)
         for parts in self.folders:
-            self.dst.real.joinpath(*parts).mkdir(parents=True, exist_ok=True)
+            storage.make_folder(_key(self.dst, parts))
         for parts in self.files:
-            with self.src.real.joinpath(*parts).open("rb") as source:
-                total += _replace(self.dst.real.joinpath(*parts), _chunks_of(source))
+            total += storage.copy_file(_key(self.src, parts), _key(self.dst, parts))
         return Transfer(len(self.files), total, len(self.folders), self.links)
 
 
 def _check_parents(dst: DrivePath) -> None:
     """The folders ``dst`` would be in are folders, or can be made."""
-    parent = dst.real.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InvalidRequest(
-            f"cannot write {dst.relative!r}: one of the folders it is in is a file"
-        )
+    parts = dst.relative.split("/")[:-1]
+    for end in range(len(parts), 0, -1):
+        node = dst.storage.stat("/".join(parts[:end]))  # the nearest that exists
+        if node is None:
+            continue
+        if node.type != FOLDER:
+            raise _a_file_on_the_way(dst)
+        return
 
 
 def _check_destination_root(dst: DrivePath, kind: str) -> None:
-    if kind == FOLDER and dst.real.exists() and not dst.real.is_dir():
+    node = node_of(dst)
+    if kind == FOLDER and node is not None and node.type != FOLDER:
         raise Conflict(f"dst_path: {dst.relative!r} is a file; a folder is copied to a folder")
-    if kind == FILE and dst.real.is_dir():
+    if kind == FILE and node is not None and node.type == FOLDER:
         raise Conflict(f"dst_path: {dst.relative!r} is a folder; give the new file's path")
 
 
@@ -388,17 +288,25 @@ class Extract:
         node = require_node(archive)
         if node.type != FILE:
             raise InvalidRequest(f"{archive.relative!r} is a folder, not a zip file")
+        # Read in place (a seekable reader: on an object store, ranged GETs), never copied.
+        source = archive.storage.open_read(archive.relative)
         try:
-            self.zip = zipfile.ZipFile(archive.real)
+            self.zip = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as error:
+            source.close()
             raise InvalidRequest(
                 f"{archive.relative!r} is not a zip file this can read: {error}"
             ) from None
+        self.source = source
         try:
             self._check(max_bytes, max_entries)
         except BaseException:
-            self.zip.close()
+            self._close()
             raise
+
+    def _close(self) -> None:
+        self.zip.close()
+        self.source.close()
 
     def _check(self, max_bytes: int, max_entries: int) -> None:
         infos = self.zip.infolist()
@@ -425,7 +333,8 @@ class Extract:
         if both:
             name = "/".join(sorted(both)[0])
             raise InvalidRequest(f"the archive holds {name!r} both as a file and as a folder")
-        if self.dst.real.exists() and not self.dst.real.is_dir():
+        node = node_of(self.dst)
+        if node is not None and node.type != FOLDER:
             raise Conflict(f"dst_path: {self.dst.relative!r} is a file, not a folder")
         _check_parents(self.dst)
         for parts in sorted(folders):
@@ -437,14 +346,14 @@ class Extract:
 
     def run(self) -> Transfer:
         total = 0
+        storage = self.dst.storage
         try:
-            self.dst.real.mkdir(parents=True, exist_ok=True)
+            storage.make_folder(self.dst.relative)
             for parts in self.folders:
-                self.dst.real.joinpath(*parts).mkdir(exist_ok=True)
+                storage.make_folder(_key(self.dst, parts))
             for parts, info in self.files.items():
-                target = self.dst.real.joinpath(*parts)
                 with self.zip.open(info) as source:
-                    total += _replace(target, _chunks_of(source))
+                    total += storage.write_stream(_key(self.dst, parts), _chunks_of(source))
         finally:
-            self.zip.close()
+            self._close()
         return Transfer(len(self.files), total, len(self.folders))

@@ -209,3 +209,11 @@ def stack(request, redis_server_url, tmp_path_factory):
 @pytest.fixture
 def stack_settings(stack) -> Settings:
     return replace(stack.settings)
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory):
+    """A real S3-compatible object store (SeaweedFS) with a bucket, for the session."""
+    from tests import seaweedfs
+
+    yield from seaweedfs.serve(tmp_path_factory.mktemp("seaweedfs"))

@@ -7,7 +7,14 @@ import functools
 from celery import Celery
 
 from shared.config import Settings
-from workers.names import DELIVER_DUE, DELIVERY_PRIORITY, RECOVER_STALLED, RECOVERY_PRIORITY
+from workers.names import (
+    DELIVER_DUE,
+    DELIVERY_PRIORITY,
+    EXPIRE_JOBS,
+    RECOVER_STALLED,
+    RECOVERY_PRIORITY,
+    RETENTION_PRIORITY,
+)
 
 # A step killed by its hard limit is given this long past its soft limit to record the failure.
 HARD_LIMIT_GRACE = 30
@@ -67,6 +74,21 @@ def celery_config(settings: Settings) -> dict:
                 "schedule": settings.recovery_interval,
                 "options": {"expires": settings.recovery_interval, "priority": RECOVERY_PRIORITY},
             },
+            # Deletes the store's rows of jobs ended more than FLOWBIN_RETENTION_DAYS ago.
+            **(
+                {
+                    "expire-old-jobs": {
+                        "task": EXPIRE_JOBS,
+                        "schedule": settings.retention_interval,
+                        "options": {
+                            "expires": settings.retention_interval,
+                            "priority": RETENTION_PRIORITY,
+                        },
+                    }
+                }
+                if settings.retention_days > 0
+                else {}
+            ),
         },
     }
 

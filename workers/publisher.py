@@ -11,7 +11,7 @@ from celery import Celery
 from shared.engine.broker_work import BrokerWork
 from shared.engine.scheduling import NextStep
 from workers.app import HARD_LIMIT_GRACE
-from workers.names import COMPILE, DELIVER_DUE, DELIVERY_PRIORITY, RUN_STEP
+from workers.names import COMPILE, DELIVER_DUE, DELIVERY_PRIORITY, RELEASE_JOB, RUN_STEP
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +25,41 @@ def broker_priority(user_priority: int) -> int:
     return 9 - max(0, min(9, user_priority))
 
 
-def publish_step(app: Celery, step: NextStep) -> None:
+def step_label(step: NextStep) -> str:
+    call = step.call
+    return f"job={call.job_id} file={call.file_index} step={call.step_index}"
+
+
+def publish_step(app: Celery, step: NextStep, producer=None) -> None:
     # send_task ignores task_ignore_result: without ignore_result=True every send would
     # SUBSCRIBE to a result channel that nothing ever reads.
     app.send_task(
         RUN_STEP,
         args=(step.call.job_id, step.call.file_index, step.call.step_index),
+        # What Flower and the worker's log show for the task: which job, file and step it is.
+        argsrepr=step_label(step),
         task_id=step.call.task_id,
         priority=broker_priority(step.priority),
         soft_time_limit=step.time_limit,
         time_limit=step.time_limit + HARD_LIMIT_GRACE,
         ignore_result=True,
+        producer=producer,
     )
 
 
 def publish_steps(app: Celery, steps: list[NextStep]) -> None:
-    for step in steps:
-        publish_step(app, step)
+    if len(steps) == 1:
+        publish_step(app, steps[0])
+        return
+    # One producer (and connection) from the pool for all of them, not one each.
+    with app.producer_or_acquire() as producer:
+        for step in steps:
+            publish_step(app, step, producer)
+
+
+def publish_release(app: Celery, job_id: str) -> None:
+    # At the highest priority, like a compile: the job's first steps wait for its first batch.
+    app.send_task(RELEASE_JOB, args=(job_id,), priority=broker_priority(9), ignore_result=True)
 
 
 def revoke(app: Celery, running: list[str], queued: list[str]) -> None:
@@ -80,6 +98,8 @@ class CeleryPublisher:
     def apply(self, work: BrokerWork) -> None:
         revoke(self.app, work.terminate, work.drop)
         publish_steps(self.app, work.publish)
+        for job_id in work.release:
+            publish_release(self.app, job_id)
         for job_id in work.compile:
             publish_compile(self.app, job_id)
         if work.deliver_now:

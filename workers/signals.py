@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import after_setup_logger, worker_process_init, worker_process_shutdown
 
+from shared.metrics import recorder
 from shared.store.db import forget_connections
 from workers import log_filters
 
@@ -12,6 +13,12 @@ from workers import log_filters
 def _fresh_connections(**_kwargs) -> None:
     # A prefork child must not share the parent's pooled database connections.
     forget_connections()
+
+
+@worker_process_shutdown.connect
+def _send_buffered_metrics(**_kwargs) -> None:
+    # A prefork child leaves by os._exit, without atexit: what it buffered is sent here.
+    recorder.flush()
 
 
 @after_setup_logger.connect

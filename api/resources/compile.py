@@ -71,7 +71,7 @@ class Results(MethodView):
         (or that folder); `options` are accepted and ignored."""
         drive = guarded_drive()
         target = drive.resolve(principal(), args["ibresults_path"])
-        if target.real.is_dir():
+        if target.file.is_dir():
             target = drive.resolve(principal(), f"{target.relative}/{IBFLOWRESULTS}")
         # A results read, not a file read (that needs ManageFiles): results files only.
         if not target.relative.endswith(RESULTS_SUFFIX):

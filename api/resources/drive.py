@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Response, request
 from flask.views import MethodView
 from marshmallow import fields
 from werkzeug.routing import PathConverter
 
 from api.blueprint import Blueprint, principal
 from api.context import guarded_drive
+from api.downloads import send_drive_file
 from api.fields import DRIVE_ENTRY, DRIVE_PATH, DRIVE_PATH_DOC
 from api.lenient import V1Response
 from api.permissions import needs
+from api.resources.files import body_chunks
+from shared import drive_ops
+from shared.errors import NotFound
 from shared.states import Permission
 
 blp = Blueprint(
@@ -87,6 +90,10 @@ class Deleted(V1Response):
     path = fields.String()
 
 
+# The body is streamed to storage; a bigger one than a request may carry goes up in parts.
+SPLIT = "send a bigger file in chunks: PATCH /api/v2/files/<path> with IB-Cursor 0, then -1"
+
+
 @blp.route("/<drive_path:path>")
 class DriveEntry(MethodView):
     @needs(Permission.MANAGE_FILES)
@@ -98,9 +105,12 @@ class DriveEntry(MethodView):
         """Download a file, or list a folder as JSON"""
         drive = guarded_drive()
         target = drive.resolve(principal(), path)
-        if target.real.is_dir():
+        node = drive_ops.node_of(target)
+        if node is not None and node.type == drive_ops.FOLDER:
             return {"status": "OK", "path": target.relative, "entries": drive.listing(target)}
-        return Response(drive.read(target), mimetype="application/octet-stream")
+        if node is None:
+            raise NotFound(f"no file at drive path {target.relative!r}")
+        return send_drive_file(target.file, target.relative)
 
     @needs(Permission.MANAGE_FILES)
     @blp.doc(
@@ -112,8 +122,8 @@ class DriveEntry(MethodView):
         """Upload the raw request body as a file (parent folders are created)"""
         drive = guarded_drive()
         target = drive.resolve(principal(), path, write=True)
-        drive.write(target, request.get_data())
-        return {"status": "OK", "path": target.relative, "size": target.real.stat().st_size}
+        size = drive_ops.write_stream(target, body_chunks(SPLIT))
+        return {"status": "OK", "path": target.relative, "size": size}
 
     @needs(Permission.MANAGE_FILES)
     @blp.doc(parameters=[_entry_parameter("a file or folder inside your folder")])

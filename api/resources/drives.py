@@ -250,7 +250,7 @@ class DriveNode(MethodView):
         if args["type"] == drive_ops.FOLDER:
             drive_ops.make_folder(target)
             return {"status": "OK"}
-        if args["if_exists"] == "fail" and target.real.exists():
+        if args["if_exists"] == "fail" and drive_ops.node_of(target) is not None:
             raise Conflict(f'{target.relative!r} exists, and "if_exists" is "fail"')
         cursor = args["cursor"] or 0
         chunks = body_chunks('send it in parts, each with "cursor" at the size written so far')

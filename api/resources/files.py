@@ -4,7 +4,7 @@ two tree operations, copy and extract, which answer once they are done with the 
 job (shared/runs/file_jobs.py).
 
 Paths are the drive's (``alice/my repo/fs/Instabase Drive/in put/a b.txt``), percent-decoded
-once. Bodies are streamed to disk, never held whole: one request carries at most the app's
+once. Bodies are streamed to storage, never held whole: one request carries at most the app's
 MAX_CONTENT_LENGTH, and a bigger file goes up in PATCH chunks.
 """
 
@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import marshmallow as ma
-from flask import Response, current_app, request, send_file
+from flask import Response, current_app, request
 from flask.views import MethodView
 from marshmallow import fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.blueprint import Blueprint, principal
 from api.context import guarded_drive, settings
+from api.downloads import send_drive_file
 from api.fields import DRIVE_ENTRY, DRIVE_NAME, DRIVE_PATH_DOC, DrivePath
 from api.permissions import needs
 from shared import drive_ops
@@ -60,15 +61,8 @@ def body_chunks(how_to_split: str) -> Iterator[bytes]:
 
 
 def download(target: CheckedPath) -> Response:
-    """The file's bytes, streamed from disk (a ``Range`` header asks for part of them)."""
-    return send_file(
-        target.real,
-        mimetype=OCTETS,
-        as_attachment=False,
-        conditional=True,
-        etag=False,
-        max_age=None,
-    )
+    """The file's bytes, streamed from storage (a ``Range`` header asks for part of them)."""
+    return send_drive_file(target.file, target.relative)
 
 
 def entry_parameter(description: str, pattern: str = DRIVE_ENTRY) -> dict:

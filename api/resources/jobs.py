@@ -32,13 +32,14 @@ from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
 from shared.accounts.access import JobNeed, get_job_for
 from shared.engine.broker_work import BrokerWork
-from shared.jobs.listing import JobFilter, list_jobs, pipeline_ids_of, usernames
+from shared.jobs.listing import Cursor, JobFilter, list_jobs, pipeline_ids_of, usernames
 from shared.jobs.log import read_logs
 from shared.jobs.store import tags_of
 from shared.jobs.summary import jobs_with_running_steps, run_summaries
 from shared.review.metrics import review_metrics
 from shared.runs import bulk, control, sharing
 from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Permission, Transition
+from shared.store.db import custom_plans
 
 blp = Blueprint(
     "jobs", __name__, url_prefix="/api/v1/jobs", description="Status, logs and control of jobs"
@@ -86,8 +87,12 @@ class JobLogs(MethodView):
         """A page of the job's log lines, oldest first; pass next_offset to read on"""
         with store(read_only=True) as session:
             job = get_job_for(session, principal(), args["job_id"])
-            logs = read_logs(session, job.id, args["offset"], args["limit"])
-        return {"logs": logs, "next_offset": args["offset"] + len(logs)}
+            logs = read_logs(session, job.id, args["offset"], args["limit"], args["after_id"])
+        return {
+            "logs": logs,
+            "next_offset": args["offset"] + len(logs),
+            "next_after_id": logs[-1]["id"] if logs else args["after_id"],
+        }
 
 
 @blp.route("/list")
@@ -112,8 +117,10 @@ class JobList(MethodView):
             job_id=args["job_id"],
             job_ids=args["job_ids"],
             reviewer=args["reviewer"],
+            after=Cursor.decode(args["after"]) if args["after"] else None,
         )
         with store(read_only=True) as session:
+            custom_plans(session)
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
             summaries = run_summaries(session, jobs)
@@ -138,8 +145,9 @@ class JobList(MethodView):
         ]
         next_page = None
         if more:
-            query = {key: value for key, value in request.args.items() if key != "offset"}
-            query["offset"] = args["offset"] + args["limit"]
+            # A keyset cursor, not offset + limit: a deep page costs what the first does.
+            query = {k: v for k, v in request.args.items() if k not in ("offset", "after")}
+            query["after"] = Cursor(jobs[-1].created_at, jobs[-1].id).encode()
             next_page = f"{request.path}?{urlencode(query)}"
         return {"jobs": items, "next_page": next_page}
 

@@ -11,12 +11,13 @@ import unicodedata
 from urllib.parse import quote, urlencode
 
 import marshmallow as ma
-from flask import request, send_file
+from flask import request
 from flask.views import MethodView
 from marshmallow import fields, validate
 
 from api.blueprint import Blueprint, principal
 from api.context import settings, store
+from api.downloads import send_stored
 from api.fields import MAX_OFFSET
 from api.permissions import needs
 from api.resources.files import BYTES, OCTETS
@@ -116,7 +117,7 @@ def _records(content: JobContent) -> list:
     """A JSON content's records: the file's list (or its object's ``records_key`` list)."""
     what = f"{content.uri!r} ({content.id})"
     try:
-        data = json.loads(content.real.read_bytes())
+        data = json.loads(content.file.read_bytes())
     except FileNotFoundError:
         raise NotFound(f"{what} was removed from the drive meanwhile") from None
     except ValueError as error:
@@ -138,14 +139,7 @@ def _streamed(content: JobContent):
     # A header cannot carry a control character, which a name in the drive may hold.
     shown = "".join("_" if unicodedata.category(char) == "Cc" else char for char in content.name)
     try:
-        return send_file(
-            content.real,
-            mimetype=OCTETS,
-            download_name=shown,
-            conditional=True,
-            etag=False,
-            max_age=None,
-        )
+        return send_stored(content.file, download_name=shown)
     except FileNotFoundError:
         raise NotFound(
             f"{content.uri!r} ({content.id}) was removed from the drive meanwhile"
@@ -187,13 +181,13 @@ class JobContentView(MethodView):
         with store(read_only=True) as session:
             job, grant = _job_and_grant(session, job_id)
             content = job_contents.content_of(session, settings(), job, grant, content_id)
-            if content.real is None:
+            if content.file is None:
                 if args["raw"]:
                     raise InvalidRequest(
                         f"{content.id!r} is not a file: page its records with offset and limit"
                     )
                 records = job_contents.review_records(session, settings(), job, grant)
-        if content.real is not None:
+        if content.file is not None:
             size = content.size() or 0
             if args["raw"] or not content.paged or size > MAX_PAGED_BYTES:
                 return _streamed(content)

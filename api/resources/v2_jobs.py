@@ -51,6 +51,7 @@ from shared.states import (
     DesiredExecution,
     Permission,
 )
+from shared.store.db import custom_plans
 from shared.store.models import Job
 
 blp = Blueprint(
@@ -158,6 +159,7 @@ class Jobs(MethodView):
         `next` links the following page (a cursor: pages do not shift as jobs arrive)."""
         after = Cursor.decode(args["cursor"]) if args["cursor"] else None
         with store(read_only=True) as session:
+            custom_plans(session)
             jobs, following = list_resources(
                 session, principal(), _filter(args), args["limit"], after
             )
@@ -267,7 +269,7 @@ class JobLogs(MethodView):
         """A page of a job's log lines, oldest first; `next` links the following page"""
         with store(read_only=True) as session:
             job = _job(session, job_id)
-            lines = read_logs(session, job.id, args["offset"], args["limit"])
+            lines = read_logs(session, job.id, args["offset"], args["limit"], args["after"])
         values = [
             {
                 # The seed's "2022-12-07 23:27:54,636" (UTC) in ISO 8601.
@@ -282,7 +284,8 @@ class JobLogs(MethodView):
         ]
         next_page = None
         if len(lines) == args["limit"]:
-            query = {"offset": args["offset"] + len(lines), "limit": args["limit"]}
+            # A keyset position: the next page is read from the index, however deep.
+            query = {"after": lines[-1]["id"], "limit": args["limit"]}
             next_page = f"{request.path}?{urlencode(query)}"
         return {"values": values, "next": next_page}
 

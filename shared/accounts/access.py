@@ -29,6 +29,7 @@ from shared.config import Settings
 from shared.drive import Drive
 from shared.errors import Forbidden, InvalidRequest, NotFound
 from shared.states import TeamRole
+from shared.storage.locate import drive_storage
 from shared.store.db import connection_of, statement_scope
 from shared.store.models import Job, JobShare, Team, TeamMember
 
@@ -87,7 +88,7 @@ class StoreGuard:
 
 def drive_for(settings: Settings) -> Drive:
     """The drive as callers see it: every path they give is checked here."""
-    return Drive(settings.drive_root, StoreGuard(settings.sql_url))
+    return Drive(drive_storage(settings), StoreGuard(settings.sql_url))
 
 
 _STEP_FOLDER = re.compile(r"^\d+_(.+)$")

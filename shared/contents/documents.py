@@ -10,13 +10,14 @@ it writes rather than writing into it, so a link keeps the bytes the run was giv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from shared import drive_ops
 from shared.accounts.access import drive_for
@@ -27,6 +28,8 @@ from shared.engine.broker_work import BrokerWork
 from shared.errors import InvalidRequest
 from shared.jobs.ids import new_job_id
 from shared.runs.submit import RunRequest, create_run
+from shared.storage import backend
+from shared.storage.backend import FILE, StoredFile
 from shared.store.models import Job
 
 FOLDER = "documents"
@@ -41,7 +44,7 @@ class Document:
     name: str
     size: int
     uri: str  # its drive path
-    real: Path
+    file: StoredFile
 
     def view(self) -> dict:
         return {"id": self.id, "name": self.name, "size": self.size, "uri": self.uri}
@@ -96,12 +99,12 @@ def write_document(
     except BaseException:
         discard_document(drive, principal, document_id)
         raise
-    return Document(document_id, name, size, target.relative, target.real)
+    return Document(document_id, name, size, target.relative, target.file)
 
 
 def discard_document(drive: Drive, principal: Principal, document_id: str) -> None:
     """Remove what an upload that failed wrote."""
-    shutil.rmtree(_folder(drive, principal, document_id, write=True).real, ignore_errors=True)
+    _discard(_folder(drive, principal, document_id, write=True))
 
 
 def canonical_id(document_id: str) -> str | None:
@@ -119,24 +122,21 @@ def find_document(drive: Drive, principal: Principal, document_id: str) -> Docum
     if canonical is None:
         return None
     folder = _folder(drive, principal, canonical, write=False)
-    try:
-        with os.scandir(folder.real) as entries:
-            names = sorted(
-                entry.name
-                for entry in entries
-                # Not a write in progress (a dot file), and no link: the drive follows none.
-                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False)
-            )
-    except (FileNotFoundError, NotADirectoryError):
+    storage = folder.storage
+    found = next(
+        (
+            node
+            for node in storage.children(folder.relative)
+            # Not a write in progress (a dot file), and no link: the drive follows none.
+            if not node.name.startswith(".")
+            and node.type == FILE
+            and (folder.real is None or storage.kind_of(node.path) == FILE)
+        ),
+        None,
+    )
+    if found is None:
         return None
-    if not names:
-        return None
-    real = folder.real / names[0]
-    try:
-        size = real.stat().st_size
-    except FileNotFoundError:  # removed meanwhile
-        return None
-    return Document(canonical, names[0], size, f"{folder.relative}/{names[0]}", real)
+    return Document(canonical, found.name, found.size, found.path, storage.file(found.path))
 
 
 def documents_named(drive: Drive, principal: Principal, ids: list[str]) -> list[Document]:
@@ -189,11 +189,22 @@ def _file_names(documents: list[Document]) -> list[str]:
     return names
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: StoredFile, target: StoredFile) -> None:
+    """A hard link on a local drive (no bytes copied); else a copy inside the storage."""
+    local_source, local_target = source.local_path(), target.local_path()
+    if local_source is None or local_target is None:
+        target.storage.copy_file(source.key, target.key)
+        return
     try:
-        os.link(source, target)
+        os.link(local_source, local_target)
     except OSError:  # another file system, or one without hard links
-        shutil.copyfile(source, target)
+        shutil.copyfile(local_source, local_target)
+
+
+def _discard(folder: DrivePath) -> None:
+    # Cleaning up after a failure: what cannot be removed stays, the failure is what matters.
+    with contextlib.suppress(Exception):
+        folder.storage.delete(folder.relative)
 
 
 def stage_run_input(
@@ -203,22 +214,22 @@ def stage_run_input(
     holding ``documents``."""
     base = f"{principal.username}/{FOLDER}/{RUNS}"
     folder = drive.resolve(principal, f"{base}/{run}", write=True)
-    try:
-        folder.real.mkdir(parents=True)
-    except FileExistsError:
-        if not folder.real.parent.is_dir():
-            raise InvalidRequest(f"cannot make {folder.relative!r}: {base!r} is a file") from None
+    storage = folder.storage
+    if storage.kind_of(base) not in (None, backend.FOLDER):
+        raise InvalidRequest(f"cannot make {folder.relative!r}: {base!r} is a file")
+    if storage.stat(folder.relative) is not None:  # taken
         folder = drive.resolve(principal, f"{base}/{uuid.uuid4()}", write=True)
-        folder.real.mkdir()
-    except NotADirectoryError:
+    try:
+        storage.make_folder(folder.relative)
+    except (FileExistsError, NotADirectoryError):
         raise InvalidRequest(
             f"cannot make {folder.relative!r}: a folder on its way is a file"
         ) from None
     try:
-        (folder.real / "input").mkdir()
+        storage.make_folder(f"{folder.relative}/input")
         listed = []
         for document, file_name in zip(documents, _file_names(documents), strict=True):
-            _link_or_copy(document.real, folder.real / "input" / file_name)
+            _link_or_copy(document.file, folder.file / "input" / file_name)
             listed.append({**document.view(), "file_name": file_name})
     except BaseException:
         discard_run_input(folder)
@@ -227,7 +238,7 @@ def stage_run_input(
 
 
 def discard_run_input(folder: DrivePath) -> None:
-    shutil.rmtree(folder.real, ignore_errors=True)
+    _discard(folder)
 
 
 def create_run_on_documents(

@@ -18,7 +18,6 @@ names none.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +30,8 @@ from shared.errors import Conflict, NotFound
 from shared.flow.binary import CompiledBinary
 from shared.review.records import records_awaiting_review
 from shared.states import JobKind, JobStatus
+from shared.storage.backend import StoredFile
+from shared.storage.locate import drive_storage
 from shared.store.models import Job, JobFile
 
 INPUT_FILE = "input-file"
@@ -51,17 +52,18 @@ class JobContent:
     uri: str | None  # the drive path; None: not one file (the review records)
     name: str | None = None
     step_id: str | None = None
-    real: Path | None = None  # the file
+    file: StoredFile | None = None  # the file, in the drive's storage
     records_key: str | None = None  # the list of records in the file's JSON object, if not all
     paged: bool = True  # JSON records; False: bytes
 
     def size(self) -> int | None:
-        if self.real is None:
+        if self.file is None:
             return None
         try:
-            return self.real.stat().st_size
+            node = self.file.storage.stat(self.file.key)
         except OSError:
             return None
+        return node.size if node is not None else None
 
 
 def _binary(settings: Settings, job: Job) -> CompiledBinary | None:
@@ -73,14 +75,17 @@ def _binary(settings: Settings, job: Job) -> CompiledBinary | None:
         return None
 
 
-def _in_drive(settings: Settings, path: Path) -> Path | None:
-    """``path`` if it is a file inside the drive (no link leads it elsewhere), else None."""
+def _in_drive(settings: Settings, file: StoredFile) -> StoredFile | None:
+    """``file`` if it is a file inside the drive (no link leads it elsewhere), else None."""
+    path = file.local_path()
+    if path is None:  # an object store: no links
+        return file if file.is_file() else None
     try:
         real = path.resolve()
     except OSError:
         return None
     root = settings.drive_root.resolve()
-    return real if root in real.parents and real.is_file() else None
+    return file if root in real.parents and real.is_file() else None
 
 
 def _candidates(
@@ -134,13 +139,13 @@ def _candidates(
 def _file(
     settings: Settings, content_id: str, kind: str, uri: str, paged: bool = True, step_id=None
 ) -> JobContent:
-    real = settings.drive_root / uri
-    return JobContent(content_id, kind, uri, real.name, step_id, real, paged=paged)
+    file = drive_storage(settings).file(uri)
+    return JobContent(content_id, kind, uri, file.name, step_id, file, paged=paged)
 
 
 def _written(settings: Settings, content: JobContent) -> JobContent | None:
-    real = _in_drive(settings, content.real) if content.real is not None else None
-    return replace(content, real=real) if real is not None else None
+    file = _in_drive(settings, content.file) if content.file is not None else None
+    return replace(content, file=file) if file is not None else None
 
 
 REVIEW_CONTENT = JobContent(REVIEW, REVIEW_RECORDS, None)

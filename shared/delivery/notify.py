@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.delivery import emails, webhooks
 from shared.delivery import store as delivery_store
 from shared.delivery.store import AttemptResult, Claim, DeliveryStatus
+from shared.metrics import recorder
 from shared.states import ENDED, JobStatus
 from shared.store.db import session_scope
 from shared.store.models import Delivery, Job
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 WEBHOOK = "webhook"
 EMAIL = "email"
+# An attempt's outcome in the metrics (shared/metrics/): what the delivery's status became.
+OUTCOMES = {
+    DeliveryStatus.DELIVERED: "delivered",
+    DeliveryStatus.PENDING: "retrying",
+    DeliveryStatus.FAILED: "failed",
+}
 
 
 # What a job's receivers hear, returned by the UPDATE that ends the job (shared/jobs/store.py).
@@ -114,6 +121,8 @@ def deliver_due(
                 outcome = delivery_store.record_attempt(
                     session, settings, claim, result, delivery_store.utcnow()
                 )
+            if outcome is not None:
+                recorder.delivery_attempted(settings, claim.channel, OUTCOMES[outcome])
             log.info(
                 "delivery %s (%s, job %s) attempt %s: %s%s",
                 claim.delivery_id,

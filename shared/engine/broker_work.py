@@ -23,6 +23,9 @@ from shared.engine.scheduling import NextStep
 class BrokerWork:
     publish: list[NextStep] = field(default_factory=list)  # steps to send, tokens stored
     compile: list[str] = field(default_factory=list)  # compile jobs to send, by job id
+    # Jobs whose first steps a worker is to release, by job id, listing their input folder first
+    # if it is a big one (shared/runs/input_listing.py).
+    release: list[str] = field(default_factory=list)
     terminate: list[str] = field(default_factory=list)  # running steps to stop, by task id
     drop: list[str] = field(default_factory=list)  # queued steps to discard, by task id
     deliver_now: bool = False  # run a delivery round now instead of at beat's next tick
@@ -35,6 +38,7 @@ class BrokerWork:
         self.publish += other.publish
         self.confirm.update(other.confirm)
         self.compile += other.compile
+        self.release += other.release
         self.terminate += other.terminate
         self.drop += other.drop
         self.deliver_now = self.deliver_now or other.deliver_now

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, or_, select, update
 from shared.config import Settings
 from shared.engine.snapshot import JobSnapshot
 from shared.engine.statements import COUNT_RECORD_ERRORS
+from shared.jobs.counters import recount
 from shared.jobs.log import JobLogger
 from shared.jobs.store import transition_job
 from shared.states import FileStatus, JobStatus
@@ -91,6 +92,7 @@ def stop_files(settings: Settings, job: JobSnapshot, task_id: str) -> list[str]:
             conn.execute(
                 update(Job).where(Job.id == job.id).values(files_done=Job.files_done + stopped)
             )
+            recount(conn, job.id)  # a stopped file counts as every step done
             logger.info(f"{stopped} files stopped: the job failed")
             logger.write(conn)
     return queued

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, update
 
 from shared.config import Settings
 from shared.drive import write_atomic
+from shared.engine import window
 from shared.engine.budget import count_record_errors
 from shared.engine.layout import (
     combined_results_file,
@@ -17,10 +18,11 @@ from shared.engine.layout import (
     ibflowresults_file,
     results_file,
 )
-from shared.engine.scheduling import StepCall
+from shared.engine.scheduling import NextStep, StepCall
 from shared.engine.snapshot import JobSnapshot
 from shared.engine.statements import COUNT_FINISHED, FILE_OUTCOMES
 from shared.flow import runtime
+from shared.jobs.counters import add_error_counts
 from shared.jobs.log import JobLogger
 from shared.jobs.store import transition_job
 from shared.states import ENDING_SOURCES, FileStatus, JobStatus
@@ -54,10 +56,13 @@ def file_ending(records: list[dict]) -> dict:
     }
 
 
-def count_finished_file(conn: Connection, job_id: str) -> bool:
-    """Count one more finished file; True for the caller that finished the last one."""
-    done, total = COUNT_FINISHED.first(conn, {"b_job_id": job_id})
-    return done >= total
+def count_finished_file(conn: Connection, job_id: str, ending: dict) -> bool:
+    """Count one more finished file, and add what it ended with (``file_ending``'s parameters,
+    with its last ``step`` and the records it ``filtered`` there) to the job's totals; True for
+    the caller that finished the last one."""
+    done, total, listing = COUNT_FINISHED.first(conn, {**ending, "b_job_id": job_id})
+    add_error_counts(conn, job_id, ending["end_error_counts"])
+    return done >= total and not listing
 
 
 def fail_file(
@@ -67,12 +72,13 @@ def fail_file(
     file_name: str,
     message: str,
     logger: JobLogger,
-) -> bool:
+) -> tuple[bool, NextStep | None]:
     """A step that could not run at all (unreadable input, a full disk, too many starts): the
     file fails at this step with ``message`` (one record's error, counted against the job's
-    maxParseExceptions if it has one), and the job ends if it was its last file. True if this
-    failed the job by passing its budget: the caller stops its other files
-    (``budget.stop_files``)."""
+    maxParseExceptions if it has one), and the job ends if it was its last file. Whether this
+    failed the job by passing its budget (the caller then stops its other files:
+    ``budget.stop_files``), and the step of the file that took this one's place in the job's
+    window, for the caller to publish."""
     logger.error(f"{message} on file {file_name}")
     with connection_scope(settings.sql_url) as conn:
         failed = conn.execute(
@@ -99,10 +105,22 @@ def fail_file(
         failed_job = False
         if failed == 1 and job.max_parse_exceptions is not None:
             failed_job = count_record_errors(conn, job, 1, logger)[1]
-        if failed == 1 and count_finished_file(conn, job.id):
+        ending = {
+            "step": call.step_index,
+            "filtered": 0,
+            "end_num_records": 1,
+            "end_num_errors": 1,
+            "end_num_checkpoint_failed": 0,
+            "end_num_warnings": 0,
+            "end_error_counts": {message: 1},
+        }
+        released = None
+        if failed == 1 and count_finished_file(conn, job.id, ending):
             finish_job_if_done(conn, settings, job, logger)
+        elif failed == 1:
+            released = window.refill(conn, settings, job, call.task_id)
         logger.write(conn)
-    return failed_job
+    return failed_job, released
 
 
 def finish_job_if_done(
@@ -117,7 +135,7 @@ def finish_job_if_done(
     ``known`` holds final results the caller has in hand, by file name; the rest are read
     back from the files' results. The caller writes ``logger``'s lines."""
     files = FILE_OUTCOMES.all(conn, {"b_job_id": job.id})
-    if not files or files[0].job_status not in ENDING_SOURCES:
+    if not files or files[0].job_status not in ENDING_SOURCES or files[0].inputs_pending:
         return
     if any(row.status == FileStatus.PENDING for row in files):
         return

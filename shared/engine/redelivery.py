@@ -3,7 +3,8 @@
 Most such messages are stale or duplicated (a resume or retry minted a fresh token) and do
 nothing. Two are not: a message refused only by the attempt cap fails its file, and the
 redelivery of a step whose worker died after committing it does what that worker would have
-done next (publish the next step, under a fresh token, or end the job). A message for a pending
+done next (publish the next step, under a fresh token, or end the job and send the file that
+took its place in the job's window: shared/engine/window.py). A message for a pending
 file of a job that failed (its maxParseExceptions passed as the message was sent) ends the
 job's idle files, this one among them (shared/engine/budget.py)."""
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 
 from shared.config import Settings
+from shared.engine import window
 from shared.engine.endings import fail_file, finish_job_if_done
 from shared.engine.scheduling import NextStep, StepCall, next_step_for
 from shared.engine.snapshot import JobSnapshot
@@ -63,7 +65,7 @@ def handle_refused(
     ):
         # Its own message, and the job may run: only the attempt cap refuses it.
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
-        if fail_file(
+        failed_job, released = fail_file(
             settings,
             job,
             call,
@@ -71,9 +73,10 @@ def handle_refused(
             f"Error <step was started {settings.max_step_attempts} times "
             f"and never finished> in step {binary.steps[call.step_index].id}",
             logger,
-        ):
+        )
+        if failed_job:
             stop_files()
-        return None
+        return released
     if row.advanced_by != call.task_id:
         return None  # a stale or duplicated message: nothing to do
     # The redelivery of a step whose worker died after committing it: do what that
@@ -82,8 +85,10 @@ def handle_refused(
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
         with connection_scope(settings.sql_url) as conn:
             finish_job_if_done(conn, settings, job, logger)
+            # The file that took this one's place in the window, which may not have been sent.
+            released = window.rereleased(conn, settings, job, call.task_id)
             logger.write(conn)
-        return None
+        return released
     if row.job_status not in RUNNABLE or not row.next_task_id:
         return None
     # That worker may have published the next step before it died (only its ack was lost):

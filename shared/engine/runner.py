@@ -29,18 +29,20 @@ from sqlalchemy.exc import OperationalError
 from shared import url_guard
 from shared.config import Settings
 from shared.drive import write_atomic
-from shared.engine import budget, statements
+from shared.engine import budget, statements, window
 from shared.engine.broker_work import BrokerWork, Publisher
 from shared.engine.endings import count_finished_file, fail_file, file_ending, finish_job_if_done
-from shared.engine.layout import input_path, results_file, step_output_file
+from shared.engine.layout import input_contents, results_file, step_output_file
 from shared.engine.redelivery import handle_refused
 from shared.engine.scheduling import CLAIM_GRACE, NextStep, StepCall, next_step_for, step_time_limit
 from shared.engine.snapshot import JobSnapshot, cached_binary, job_snapshot
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary
+from shared.jobs import counters
 from shared.jobs.ids import new_task_id
 from shared.jobs.log import LINES_PER_INSERT, JobLogger, line_params
 from shared.jobs.store import transition_job
+from shared.metrics import recorder
 from shared.states import RUNNABLE, JobStatus
 from shared.store.db import connection_scope, statement_scope
 
@@ -87,16 +89,18 @@ class StepRunner:
                 self.settings, job, binary, call, lambda: self._stop_files(job, call.task_id)
             )
         logger = JobLogger(job.id, call.task_id, job.trace_id, prefix=job.log_prefix)
+        timer = recorder.StepTimer(self.settings, binary.steps[call.step_index].type)
         try:
-            return self._execute(call, job, binary, file_name, logger)
+            return timer.finished(self._execute(call, job, binary, file_name, logger))
         except self.passthrough:
             raise
         except OperationalError:
             raise  # the store failed, not the step: the task sends its message again
         except Exception as error:
+            timer.failed()
             # A failure outside the per-record handling (unreadable input, a full disk): the
             # file fails at this step, with the reason, instead of staying pending forever.
-            if fail_file(
+            failed_job, released = fail_file(
                 self.settings,
                 job,
                 call,
@@ -104,8 +108,13 @@ class StepRunner:
                 f"Error <{type(error).__name__}: {error}> in step "
                 f"{binary.steps[call.step_index].id}",
                 logger,
-            ):
+            )
+            if failed_job:
                 self._stop_files(job, call.task_id)
+            if released is not None and self.publisher is not None:
+                # The task fails with the error below: the file that took this one's place in
+                # the window is sent first (without a publisher, its redelivery sends it).
+                self.publisher.apply(BrokerWork(publish=[released]))
             raise
 
     def _claim(
@@ -154,6 +163,10 @@ class StepRunner:
             log=logger.log,
             log_to_timeline=job.log_to_timeline,
             url_guard=url_guard.UrlGuard(url_guard.parse_networks(self.settings.allowed_networks)),
+            # On an object store the first step reads its input from there, not from a path.
+            inputs=input_contents(self.settings, job, call.file_index, file_name)[1]
+            if call.step_index == 0
+            else {},
         )
         try:
             outcome = runtime.run_step(
@@ -222,18 +235,21 @@ class StepRunner:
         )
         params.update(file_ending(records))
         logger.info(f"File {file_name} finished: {params['end_status']}")
-        failed_job = False
+        failed_job, released = False, None
         with connection_scope(self.settings.sql_url) as conn:
             if statements.ADVANCE[(*kind, True)].first(conn, params) is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if errors:
                 failed_job = budget.count_record_errors(conn, job, errors, logger)[1]
-            if count_finished_file(conn, job.id):
+            if count_finished_file(conn, job.id, params):
                 finish_job_if_done(conn, self.settings, job, logger, known={file_name: final})
+            else:
+                # The file's place in the job's window goes to the next waiting file.
+                released = window.refill(conn, self.settings, job, call.task_id)
             logger.write(conn)
         if failed_job:
             self._stop_files(job, call.task_id)
-        return None
+        return released
 
     def _advance(
         self, kind: tuple[bool, bool], params: dict, logger: JobLogger
@@ -252,6 +268,7 @@ class StepRunner:
             moved = statements.ADVANCE[(*kind, False)].first(conn, params)
             if moved is None:
                 return None
+            counters.count_step(conn, params)
             logger.write(conn)
             return moved.job_status
 
@@ -270,6 +287,7 @@ class StepRunner:
         with connection_scope(self.settings.sql_url) as conn:
             if statements.ADVANCE[(*kind, False)].first(conn, params) is None:
                 return None
+            counters.count_step(conn, params)
             status, _ = budget.count_record_errors(conn, job, errors, logger)
             logger.write(conn)
             return status
@@ -288,8 +306,8 @@ class StepRunner:
         self, job: JobSnapshot, binary: CompiledBinary, call: StepCall, file_name: str
     ) -> list[dict]:
         if call.step_index == 0:
-            source = input_path(self.settings, job, file_name)
-            return [runtime.new_record(file_name, call.file_index, str(source))]
+            source, _ = input_contents(self.settings, job, call.file_index, file_name)
+            return [runtime.new_record(file_name, call.file_index, source)]
         previous = step_output_file(self.settings, job, binary, call.step_index - 1, file_name)
         return json.loads(previous.read_text("utf-8"))
 

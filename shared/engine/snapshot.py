@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Connection, bindparam, select
 
 from shared.config import Settings
 from shared.flow.binary import CompiledBinary, load_binary
+from shared.storage.backend import Storage
+from shared.storage.locate import binary_storage
 from shared.store.models import Job
 from shared.store.prepared import Prepared
 
@@ -61,10 +62,10 @@ def job_snapshot(conn: Connection, job_id: str) -> JobSnapshot | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _binary(binary_store: Path, digest: str) -> CompiledBinary:
-    return load_binary((binary_store / f"{digest}.ibflowbin").read_bytes())
+def _binary(binary_store: Storage, digest: str) -> CompiledBinary:
+    return load_binary(binary_store.read_bytes(f"{digest}.ibflowbin"))
 
 
 def cached_binary(settings: Settings, digest: str) -> CompiledBinary:
     """The binary a run executes, from the immutable copy named by its SHA-256 ``digest``."""
-    return _binary(settings.binary_store, digest)
+    return _binary(binary_storage(settings), digest)

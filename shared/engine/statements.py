@@ -18,6 +18,7 @@ import functools
 
 from sqlalchemy import Update, bindparam, case, func, or_, select, update
 
+from shared.jobs.counters import step_counted
 from shared.jobs.log import insert_lines_if
 from shared.states import RUNNABLE, FileStatus
 from shared.store.models import Job, JobFile
@@ -67,6 +68,11 @@ FILE_OUTCOMES = Prepared(
         _files.c.num_records,
         _files.c.num_errors,
         _JOB_STATUS.label("job_status"),
+        # True while a big input folder is still being listed: more files are to come.
+        select(_jobs.c.inputs_pending)
+        .where(_jobs.c.id == bindparam("b_job_id"))
+        .scalar_subquery()
+        .label("inputs_pending"),
     )
     .where(_files.c.job_id == bindparam("b_job_id"))
     .order_by(_files.c.file_index)
@@ -136,14 +142,32 @@ def advance_and_log(failed: bool, stopped_at_checkpoint: bool, lines: int) -> Pr
     UPDATE, INSERT, COMMIT) on every step but a file's last."""
     moved = _advance_statement(failed, stopped_at_checkpoint, file_ends=False).cte("moved")
     logged = insert_lines_if(lines, select(moved.c.job_status).exists()).cte("logged")
-    return Prepared(select(moved.c.job_status).add_cte(logged))
+    # The step counted in the job's totals (a shard of them: shared/jobs/counters.py), in the
+    # same statement.
+    counted = step_counted(select(moved.c.job_status).exists()).cte("counted")
+    return Prepared(select(moved.c.job_status).add_cte(logged).add_cte(counted))
 
 
+def _ended(name: str):
+    return bindparam(f"end_{name}", type_=_files.c[name].type)
+
+
+# One more finished file, and what it ended with added to the job's kept totals
+# (shared/jobs/counters.py): its steps up to the last (it had done ``step`` of them).
 COUNT_FINISHED = Prepared(
     update(_jobs)
     .where(_jobs.c.id == bindparam("b_job_id"))
-    .values(files_done=_jobs.c.files_done + 1)
-    .returning(_jobs.c.files_done, _jobs.c.num_files)
+    .values(
+        files_done=_jobs.c.files_done + 1,
+        steps_done=_jobs.c.steps_done + _jobs.c.num_steps - bindparam("step"),
+        total_records=_jobs.c.total_records + _ended("num_records"),
+        total_errors=_jobs.c.total_errors + _ended("num_errors"),
+        total_checkpoint_failed=_jobs.c.total_checkpoint_failed + _ended("num_checkpoint_failed"),
+        total_warnings=_jobs.c.total_warnings + _ended("num_warnings"),
+        total_filtered=_jobs.c.total_filtered + bindparam("filtered"),
+    )
+    # inputs_pending: a big input folder is still being listed, more files are to come.
+    .returning(_jobs.c.files_done, _jobs.c.num_files, _jobs.c.inputs_pending)
 )
 
 COUNT_RECORD_ERRORS = Prepared(

@@ -1,3 +1,3 @@
 """Jobs in the store: ids, guarded state transitions, tags, ownership, summaries, listing, logs.
-May import store, delivery (a job's final transition creates its deliveries), users and the
-top-level modules."""
+May import store, delivery (a job's final transition creates its deliveries), users, metrics
+(a new job's trace id) and the top-level modules."""

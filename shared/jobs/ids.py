@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, InvalidRequest
+from shared.metrics import traceparent
 from shared.store.db import connection_of
 from shared.store.models import Job
 from shared.store.prepared import Prepared
@@ -26,7 +26,9 @@ def new_job_id(requested: str | None) -> str:
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(8)
+    """A new job's trace id (32 hex digits): the caller's, when its request sent a valid W3C
+    ``traceparent``; else a fresh one."""
+    return traceparent.trace_id_for_new_job()
 
 
 _JOB_EXISTS = Prepared(

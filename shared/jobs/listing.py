@@ -1,21 +1,65 @@
-"""Listing jobs with the seed's filters, served by indexes on (owner, created_at),
-(status, created_at) and the tag and pipeline tables."""
+"""Listing jobs with the seed's filters, served by indexes on (created_at, id, kind), (owner,
+created_at), (status, created_at, id, kind), the tag and pipeline tables and, on PostgreSQL, a
+trigram index for a part of a job id.
+
+A page after the first is found by a keyset cursor (the (created_at, id) of the last job of the
+page before, in ``next_page``), so that a deep page costs what the first does. An explicit
+``offset`` still answers: the offset is walked over the ids alone, in an index (a deferred join),
+and only the page's own rows are read, so its cost grows with the offset but stays that of an
+index scan (docs/job-control.md says how deep pages are best read).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.accounts.access import visible_jobs
 from shared.accounts.principal import Principal
 from shared.errors import InvalidRequest
+from shared.jobs.ids import JOB_ID
 from shared.states import LIST_STATE_FILTER, LISTED_KINDS, ReviewState
 from shared.store.models import Job, JobPipeline, JobTag, User
 
 REVIEW_STATES = set(ReviewState) | {"IN_REVIEW"}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of jobs, newest first, ends: the (created_at, id) of its last job."""
+
+    created_at: datetime
+    job_id: str
+
+    def encode(self) -> str:
+        key = json.dumps([self.created_at.isoformat(), self.job_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            created_at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            moment = datetime.fromisoformat(created_at)
+            if moment.tzinfo is None or not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+                raise ValueError("not a cursor")
+        except (ValueError, TypeError, binascii.Error, UnicodeError):
+            raise InvalidRequest(
+                "cursor is not one this API made: follow the previous page's link to the "
+                "next (`next`, or `next_page` in v1) as it is"
+            ) from None
+        return cls(moment, job_id)
+
+    def before(self) -> ColumnElement[bool]:
+        """On Job: it sorts after this cursor's job, newest first. A row comparison, which
+        both stores read as a range of the (created_at, id) indexes."""
+        return tuple_(Job.created_at, Job.id) < tuple_(self.created_at, self.job_id)
 
 
 @dataclass(frozen=True)
@@ -33,6 +77,7 @@ class JobFilter:
     job_id: str | None = None
     job_ids: tuple[str, ...] = ()
     reviewer: str | None = None
+    after: Cursor | None = None  # continue after this job (``offset`` then counts from it)
 
 
 def tagged_with_any(tags: tuple[str, ...]):
@@ -87,13 +132,21 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
         query = query.where(Job.id.in_(wanted.job_ids))
     if wanted.reviewer:
         query = query.where(Job.reviewer == wanted.reviewer)
-    rows = list(
-        session.scalars(
-            query.order_by(Job.created_at.desc(), Job.id.desc())
+    if wanted.after is not None:
+        query = query.where(wanted.after.before())
+    newest_first = (Job.created_at.desc(), Job.id.desc())
+    if wanted.offset:
+        # A deferred join: the offset is walked over the ids (in the index that orders them),
+        # and only the page's rows are read.
+        ids = (
+            query.with_only_columns(Job.id)
+            .order_by(*newest_first)
             .offset(wanted.offset)
             .limit(wanted.limit + 1)
+            .subquery()
         )
-    )
+        query = select(Job).where(Job.id.in_(select(ids.c.id)))
+    rows = list(session.scalars(query.order_by(*newest_first).limit(wanted.limit + 1)))
     return rows[: wanted.limit], len(rows) > wanted.limit
 
 

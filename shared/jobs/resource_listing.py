@@ -9,21 +9,16 @@ the first page, and the next page starts strictly after the cursor's job.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shared.accounts.access import visible_jobs
 from shared.accounts.principal import Principal
-from shared.errors import InvalidRequest
 from shared.jobs.health import Health, health_condition
-from shared.jobs.ids import JOB_ID
-from shared.jobs.listing import tagged_with_any
+from shared.jobs.listing import Cursor, tagged_with_any
 from shared.states import DesiredExecution, JobKind, JobStatus
 from shared.store.models import Job, User
 
@@ -42,31 +37,6 @@ class ResourceFilter:
     ids: tuple[str, ...] = ()
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
-
-
-@dataclass(frozen=True)
-class Cursor:
-    created_at: datetime
-    job_id: str
-
-    def encode(self) -> str:
-        key = json.dumps([self.created_at.isoformat(), self.job_id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            padded = text + "=" * (-len(text) % 4)
-            created_at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            moment = datetime.fromisoformat(created_at)
-            if moment.tzinfo is None or not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
-                raise ValueError("not a cursor")
-        except (ValueError, TypeError, binascii.Error, UnicodeError):
-            raise InvalidRequest(
-                "cursor is not one this API made: pass the `next` link of the previous page "
-                "as it is"
-            ) from None
-        return cls(moment, job_id)
 
 
 def _desired_condition(desired: frozenset[DesiredExecution]):
@@ -114,12 +84,7 @@ def list_resources(
     if wanted.created_before is not None:
         query = query.where(Job.created_at < wanted.created_before)
     if after is not None:
-        query = query.where(
-            or_(
-                Job.created_at < after.created_at,
-                and_(Job.created_at == after.created_at, Job.id < after.job_id),
-            )
-        )
+        query = query.where(after.before())
     rows = list(
         session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
     )

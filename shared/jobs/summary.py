@@ -1,17 +1,17 @@
-"""What a job's file rows say about it: its run summary (the seed's ``run_summary``) and whether
-any of its steps is running now."""
+"""What a job's file rows say about it: its run summary (the seed's ``run_summary``, from the
+totals kept on the job's row) and whether any of its steps is running now."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.states import FILE_FINISHED, FileStatus, JobKind
-from shared.store.models import Job, JobFile
+from shared.jobs.counters import JobCounters, counters_of_job, shard_sums
+from shared.states import JobKind
+from shared.store.models import Job, JobFile, claimed_file
 
 
 @dataclass(frozen=True)
@@ -35,34 +35,27 @@ class RunSummary:
 
 
 def run_summaries(session: Session, jobs: list[Job]) -> dict[str, RunSummary]:
-    """Summaries of several jobs, derived from their file rows in one query."""
-    by_job: dict[str, list[JobFile]] = {job.id: [] for job in jobs}
-    if by_job:
-        for row in session.scalars(select(JobFile).where(JobFile.job_id.in_(list(by_job)))):
-            by_job[row.job_id].append(row)
-    return {job.id: _summarize(job, by_job[job.id]) for job in jobs}
+    """Summaries of several jobs, from the totals kept on their rows (shared/jobs/counters.py):
+    no query, however many files they have."""
+    shards = shard_sums(session, [job.id for job in jobs])
+    return {job.id: summarize(job, counters_of_job(job, shards[job.id])) for job in jobs}
 
 
-def _summarize(job: Job, files: list[JobFile]) -> RunSummary:
-    messages: Counter[str] = Counter()
-    steps_done = 0
-    for row in files:
-        messages.update(row.error_counts or {})
-        finished = row.status in FILE_FINISHED
-        steps_done += job.num_steps if finished else min(row.next_step, job.num_steps)
+def summarize(job: Job, counters: JobCounters) -> RunSummary:
     if job.kind != JobKind.FLOW:
         progress = 1.0 if job.finished_at else 0.0
     elif job.num_files and job.num_steps:
-        progress = round(steps_done / (job.num_files * job.num_steps), 4)
+        steps = job.num_files * job.num_steps
+        progress = round(min(counters.steps_done, steps) / steps, 4)
     else:
         progress = 1.0 if job.finished_at else 0.0
     return RunSummary(
         num_files=job.num_files,
-        num_records=sum(row.num_records for row in files),
-        num_runtime_errors=sum(row.num_errors for row in files),
-        num_checkpoint_failed=sum(row.num_checkpoint_failed for row in files),
-        num_filtered=sum(row.num_filtered for row in files),
-        records_with_msg=dict(messages),
+        num_records=counters.records,
+        num_runtime_errors=counters.errors,
+        num_checkpoint_failed=counters.checkpoint_failed,
+        num_filtered=counters.filtered,
+        records_with_msg=dict(job.error_counts or {}),
         progress=progress,
     )
 
@@ -72,15 +65,12 @@ def jobs_with_running_steps(session: Session, job_ids: list[str]) -> set[str]:
     still finishing one is shown as pausing."""
     if not job_ids:
         return set()
-    return set(
-        session.scalars(
-            select(JobFile.job_id)
-            .distinct()
-            .where(
-                JobFile.job_id.in_(job_ids),
-                JobFile.status == FileStatus.PENDING,
-                JobFile.claimed_by.is_not(None),
-                JobFile.claimed_until > datetime.now(UTC),
-            )
-        )
+    # Every job with a running step, read from ix_job_files_claimed alone (the claimed files:
+    # a few per worker slot), then kept if asked for: a condition on job_id would let SQLite
+    # read every file of those jobs by their job_id instead.
+    # No DISTINCT either: SQLite would read the job_id index in order for it.
+    now = datetime.now(UTC)
+    running = session.scalars(
+        select(JobFile.job_id).where(claimed_file(), JobFile.claimed_until > now)
     )
+    return set(running) & set(job_ids)

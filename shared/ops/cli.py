@@ -19,6 +19,7 @@ from shared.drive import Drive
 from shared.errors import FlowbinError
 from shared.ops import stack
 from shared.states import Permission, TeamRole
+from shared.storage.locate import drive_storage
 from shared.store import db, migrate
 
 
@@ -82,7 +83,7 @@ def create_user_command(username: str, admin: bool, email: str | None) -> None:
     with db.session_scope(settings.sql_url) as session:
         users.create_user(session, username, is_admin=admin, email=email)
         token = credentials.create_token(session, username, name="first token")
-    Drive(settings.drive_root).space_home(username)
+    Drive(drive_storage(settings)).space_home(username)
     kind = "admin user" if admin else "user"
     click.echo(f"Created {kind} {username!r}; its token (shown only once) follows.", err=True)
     click.echo(token)
@@ -155,7 +156,7 @@ def create_team_command(name: str, members: tuple[str, ...]) -> None:
             session, creator, name, [(user.uuid, role) for user, role in resolved]
         )
         team_id = team.id
-    Drive(settings.drive_root).space_home(name)
+    Drive(drive_storage(settings)).space_home(name)
     listed = ", ".join(f"{user.username} ({role})" for user, role in resolved)
     click.echo(f"Created team {name!r} with {listed}; its id follows.", err=True)
     click.echo(team_id)

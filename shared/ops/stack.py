@@ -3,16 +3,20 @@
 The order matters: the database and the admin come first (the API needs them), Redis next (every
 process needs it), then the Procfile's processes under honcho. On Ctrl-C or SIGTERM honcho stops
 its children first and Redis last, so workers can still requeue or finish their work. If this
-process is killed instead, its reaper (shared/ops/reaper.py) stops them. The console shows a line
+process is killed instead, its reaper (shared/ops/reaper.py) stops them. The stop is warm: each
+process gets its SIGTERM alone (not its pool processes), and ``FLOWBIN_SHUTDOWN_GRACE`` seconds to
+finish its running steps before what is left is killed. The console shows a line
 per process started or stopped; each process's output goes to its log file (process_logs.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +32,7 @@ from shared.errors import NotFound
 from shared.ops import reaper
 from shared.ops.embedded_redis import EmbeddedRedis
 from shared.ops.process_logs import ProcessLogs
+from shared.storage.locate import drive_storage
 from shared.store import db, migrate
 
 ADMIN_TOKEN_FILE = "admin_token"
@@ -75,7 +80,7 @@ def ensure_admin_user(settings: Settings, token: str) -> None:
     """The user ``admin``, authenticated by ``token``, with its drive folder."""
     with db.session_scope(settings.sql_url) as session:
         credentials.ensure_admin(session, token)
-    Drive(settings.drive_root).space_home(users.ADMIN_USERNAME)
+    Drive(drive_storage(settings)).space_home(users.ADMIN_USERNAME)
 
 
 def bootstrap(settings: Settings) -> str:
@@ -159,13 +164,47 @@ def banner(settings: Settings, admin_token: str, redis_url: str) -> str:
 
 class _StackManager(Manager):
     """honcho's Manager, noting whether the stop was asked for (a signal) or a child died, and
-    telling the reaper about each process it starts."""
+    telling the reaper about each process it starts.
+
+    Its stop is a warm one: SIGTERM goes to each process itself, not to its process group as
+    honcho sends it, so the Celery worker's pool processes do not get it (the Procfile execs the
+    worker, so the process is Celery's main one): the worker stops taking steps and lets the
+    running ones finish. A line the shell runs as a child still gets honcho's group signal.
+    What still runs ``grace`` seconds later (never less than honcho's own wait) is killed with
+    its whole group; a step killed so is not acknowledged and comes back to a worker
+    (acks_late)."""
 
     stop_requested = False
 
-    def __init__(self, printer: ProcessLogs, watcher: reaper.Reaper | None):
+    def __init__(self, printer: ProcessLogs, watcher: reaper.Reaper | None, grace: float):
         super().__init__(printer)
         self._process_ctor = functools.partial(_WatchedProcess, watcher=watcher)
+        self._grace = grace
+        self._terminated_at: float | None = None
+
+    def _killall(self, force: bool = False) -> None:
+        if force:
+            super()._killall(force=True)
+            return
+        self._terminated_at = time.monotonic()
+        for name, process in self._processes.items():
+            if "returncode" in process:
+                continue
+            pid = process["pid"]
+            self._system_print(f"sending SIGTERM to {name} (pid {pid})\n")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if _is_shell(pid):
+                    # A Procfile line the shell did not exec: the shell would not pass the
+                    # signal on, so its group gets it, as honcho sends it.
+                    os.killpg(pid, signal.SIGTERM)
+                else:
+                    os.kill(pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        # honcho calls this on every turn of its loop once its own short wait is over.
+        if self._terminated_at is not None and time.monotonic() - self._terminated_at < self._grace:
+            return
+        super().kill()
 
     def _start(self) -> None:
         # loop() installs honcho's SIGINT/SIGTERM handlers just before calling _start: wrap them.
@@ -178,6 +217,18 @@ class _StackManager(Manager):
 
             signal.signal(signum, handler)
         super()._start()
+
+
+SHELLS = frozenset({"sh", "dash", "bash", "zsh"})
+
+
+def _is_shell(pid: int) -> bool:
+    """Whether the process is a shell running a Procfile line (Linux's /proc says; elsewhere
+    every process is taken for the command itself)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in SHELLS
+    except OSError:
+        return False
 
 
 class _WatchedProcess(Process):
@@ -232,7 +283,7 @@ def up(
             redis_url = embedded.url
         env = child_environment(settings, redis_url, admin_token)
         print(banner(settings, admin_token, redis_url), flush=True)
-        manager = _StackManager(printer, watcher)
+        manager = _StackManager(printer, watcher, settings.shutdown_grace)
         for name, command in commands.items():
             # Run from the Procfile's folder, as `honcho start` does, so a checkout imports.
             manager.add_process(name, command, env=env, cwd=str(procfile.parent))

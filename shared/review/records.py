@@ -15,7 +15,6 @@ cannot start between reading a file and writing its correction.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +29,7 @@ from shared.engine.snapshot import cached_binary
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.review import access
 from shared.states import FileStatus, JobStatus
+from shared.storage.backend import StoredFile
 from shared.store.models import Job, JobFile, RecordReview, utcnow
 
 
@@ -181,7 +181,7 @@ def corrected_input(
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _read_records(path: Path, step_id: str, file_name: str) -> list[dict]:
+def _read_records(path: StoredFile, step_id: str, file_name: str) -> list[dict]:
     try:
         records = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -247,6 +247,7 @@ def _listed(row: JobFile, record: dict, step_id: str, review: RecordReview | Non
         "file_name": row.file_name,
         "file_index": row.file_index,
         "record_index": record.get("record_index"),
+        "text": record.get("text") or "",
         "fields": record.get("fields") or {},
         "checkpoint_failed": list(record.get("checkpoint_failed") or []),
         "checkpoint_step": step_id,

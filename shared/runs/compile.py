@@ -23,6 +23,8 @@ from shared.store.db import session_scope
 from shared.store.models import Job, User
 
 BINARY_TYPES = ("Single Flow", "Metaflow", "Flows")
+# The files of a project that a compile reads (flows, UDF modules, classifiers, metaflows).
+SOURCE_SUFFIXES = (FLOW_SUFFIX, ".py", ".ibclassifier", ".ibmetaflow")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def start_compile(
         )
     drive = drive_for(settings)
     root = drive.resolve(principal, request.flow_project_root)
-    if not root.real.is_dir():
+    if not root.file.is_dir():
         raise NotFound(f"no flow project folder at {root.relative!r}")
     # Where the binary will go must be writable now, not only when the worker gets to it.
     drive.resolve(
@@ -109,12 +111,14 @@ def run_compile(settings: Settings, job_id: str, task_id: str) -> None:
     try:
         root = drive.resolve(principal, request["flow_project_root"])
         logger.info(f"Compiling {request['binary_type']} binary from {root.relative}")
-        artifact = compile_project(
-            root.real,
-            request["binary_type"],
-            request["settings"] or {},
-            compiled_by=principal.username,
-        )
+        # On an object store the worker compiles a temporary copy of the project's sources.
+        with root.storage.folder_on_host(root.relative, SOURCE_SUFFIXES) as project:
+            artifact = compile_project(
+                project,
+                request["binary_type"],
+                request["settings"] or {},
+                compiled_by=principal.username,
+            )
         target = _binary_target(
             drive,
             principal,
@@ -122,7 +126,7 @@ def run_compile(settings: Settings, job_id: str, task_id: str) -> None:
             request.get("predefined_binary_path"),
             artifact.file_name,
         )
-        write_atomic(target.real, artifact.data)
+        write_atomic(target.file, artifact.data)
     except FlowbinError as error:
         logger.error(f"Compile failed: {error.msg}")
         _finish(settings, job_id, JobStatus.FAILED, f"Compile failed: {error.msg}", logger)

@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 from shared.accounts.access import JobNeed, get_job_for
 from shared.accounts.principal import Principal
 from shared.config import Settings
+from shared.engine import window
 from shared.engine.broker_work import BrokerWork
 from shared.engine.scheduling import schedule_files
 from shared.errors import Conflict, InvalidRequest
+from shared.jobs import counters
 from shared.jobs.store import set_tags, transition_job
 from shared.states import (
     CANCEL,
@@ -73,6 +75,8 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
                 JobFile.job_id == job.id,
                 JobFile.status == FileStatus.PENDING,
                 or_(JobFile.claimed_by.is_(None), JobFile.claimed_until <= _now()),
+                # A file waiting for a place in the job's window gets one below, if any is free.
+                or_(JobFile.next_task_id.is_(None), JobFile.next_task_id != window.WAITING),
             )
             # Waits for a step that is committing its advance right now, then sees it: that step
             # read the job as paused, so it is this resume that must publish the file's next step.
@@ -81,7 +85,10 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
             .with_for_update()
         )
     )
-    return BrokerWork(publish=schedule_files(session, settings, job, idle), affected=1)
+    publish = schedule_files(session, settings, job, idle)
+    # The places of the files that ended while the job was paused go to files waiting for one.
+    publish += window.fill(session.connection(), settings, job)
+    return BrokerWork(publish=publish, affected=1)
 
 
 def cancel_job(session: Session, job: Job) -> BrokerWork:
@@ -94,8 +101,8 @@ def cancel_job(session: Session, job: Job) -> BrokerWork:
             JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING
         )
     ).all()
-    transition_job(session, job.id, CANCEL.target, message="Cancelled")
-    _desire(session, job, DesiredExecution.CANCELED)
+    # The files before the job's row, in the order a step's ending takes them (its file, then
+    # the job's count): the other order deadlocked on PostgreSQL with a file ending meanwhile.
     session.execute(
         update(JobFile)
         .where(JobFile.job_id == job.id, JobFile.status == FileStatus.PENDING)
@@ -106,6 +113,9 @@ def cancel_job(session: Session, job: Job) -> BrokerWork:
             claimed_until=None,
         )
     )
+    transition_job(session, job.id, CANCEL.target, message="Cancelled")
+    _desire(session, job, DesiredExecution.CANCELED)
+    counters.recount(session, job.id)  # a cancelled file counts as every step done
     return BrokerWork(
         terminate=[claimed for claimed, _ in pending if claimed],
         drop=[queued for _, queued in pending if queued],
@@ -168,6 +178,8 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
                 num_filtered=0,
                 error_counts={},
                 advanced_by=None,
+                # Each waits for a place in the job's window, given below.
+                next_task_id=window.WAITING,
             )
         )
         row.next_step = restart
@@ -186,7 +198,8 @@ def retry_job(session: Session, settings: Settings, job: Job, retry_type: str) -
                 .scalar_subquery()
             )
         )
-    return BrokerWork(publish=schedule_files(session, settings, job, files), affected=1)
+    counters.recount(session, job.id)
+    return BrokerWork(publish=window.fill(session.connection(), settings, job), affected=1)
 
 
 def set_job_tags(

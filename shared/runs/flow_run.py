@@ -22,8 +22,9 @@ from shared.drive import DrivePath, write_atomic
 from shared.engine.broker_work import BrokerWork
 from shared.errors import InvalidRequest, NotFound, Unavailable, Unprocessable
 from shared.flow.composition import FLOW_SUFFIX
-from shared.runs.compile import CompileRequest, start_compile
+from shared.runs.compile import SOURCE_SUFFIXES, CompileRequest, start_compile
 from shared.states import ENDED, JobStatus
+from shared.storage.locate import binary_storage
 from shared.store.db import session_scope
 from shared.store.models import Job
 
@@ -31,8 +32,7 @@ from shared.store.models import Job
 COMPILE_WAIT_SECONDS = 60.0
 # Our own projects keep flow files in flows/ and name UDFs from the project root.
 FLOWS_FOLDER = "flows"
-# Files whose content makes a binary: a change to any of them means compiling again.
-SOURCE_SUFFIXES = (FLOW_SUFFIX, ".py", ".ibclassifier", ".ibmetaflow")
+# Files whose content makes a binary (SOURCE_SUFFIXES): a change to any means compiling again.
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def project_of(settings: Settings, principal: Principal, ibflow_path: str) -> Fl
     flow = drive.resolve(principal, ibflow_path)
     if not flow.relative.endswith(FLOW_SUFFIX):
         raise InvalidRequest(f"ibflow_path {flow.relative!r} is not a *{FLOW_SUFFIX} file")
-    if not flow.real.is_file():
+    if not flow.file.is_file():
         raise NotFound(f"no flow file at {flow.relative!r}")
     parts = flow.relative.split("/")
     if len(parts) < 2:
@@ -61,16 +61,18 @@ def project_of(settings: Settings, principal: Principal, ibflow_path: str) -> Fl
 def sources_key(project: FlowProject) -> str:
     """A hash of the project's source files (names and contents) and which flow is run."""
     digest = hashlib.sha256(project.flow_file.encode())
-    for path in sorted(project.root.real.rglob("*")):
-        if path.is_file() and path.suffix in SOURCE_SUFFIXES:
-            name = path.relative_to(project.root.real).as_posix()
-            digest.update(b"\0" + name.encode() + b"\0" + path.read_bytes())
+    root = project.root
+    for parts in sorted(root.storage.tree(root.relative).files):
+        if parts[-1].endswith(SOURCE_SUFFIXES):
+            name = "/".join(parts)
+            content = root.storage.read_bytes(f"{root.relative}/{name}")
+            digest.update(b"\0" + name.encode() + b"\0" + content)
     return digest.hexdigest()
 
 
 def cached_binary(settings: Settings, principal: Principal, key: str) -> str | None:
     """The drive path of the binary last compiled from these sources, if it is unchanged."""
-    record = settings.binary_store / "sources" / key
+    record = binary_storage(settings).file(f"sources/{key}")
     if not record.is_file():
         return None
     path, _, digest = record.read_text("utf-8").partition("\n")
@@ -78,17 +80,17 @@ def cached_binary(settings: Settings, principal: Principal, key: str) -> str | N
         binary = drive_for(settings).resolve(principal, path)
     except (NotFound, InvalidRequest):
         return None
-    if not binary.real.is_file():
+    if not binary.file.is_file():
         return None
-    if hashlib.sha256(binary.real.read_bytes()).hexdigest() != digest:
+    if hashlib.sha256(binary.file.read_bytes()).hexdigest() != digest:
         return None
     return binary.relative
 
 
 def remember_binary(settings: Settings, principal: Principal, key: str, path: str) -> None:
     binary = drive_for(settings).resolve(principal, path)
-    digest = hashlib.sha256(binary.real.read_bytes()).hexdigest()
-    write_atomic(settings.binary_store / "sources" / key, f"{path}\n{digest}".encode())
+    digest = hashlib.sha256(binary.file.read_bytes()).hexdigest()
+    write_atomic(binary_storage(settings).file(f"sources/{key}"), f"{path}\n{digest}".encode())
 
 
 def compiled_binary(

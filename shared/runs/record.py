@@ -4,9 +4,11 @@ Core inserts; on PostgreSQL a small run is one prepared statement."""
 
 from __future__ import annotations
 
+import enum
 import functools
 
-from sqlalchemy import Column, Table, bindparam, insert
+from psycopg.types.json import Json
+from sqlalchemy import Column, Connection, Table, bindparam, insert
 
 from shared.jobs.store import add_tags
 from shared.store.db import connection_scope, statement_scope
@@ -31,7 +33,7 @@ def record_run(
     """Insert the job with its files, tags, pipelines and shares, all or nothing."""
     if (
         url.startswith("postgresql")
-        and len(file_rows) <= ONE_STATEMENT_FILES
+        and 0 < len(file_rows) <= ONE_STATEMENT_FILES
         and not tags
         and not pipelines
         and not shares
@@ -43,12 +45,41 @@ def record_run(
     # Core inserts: the ORM's unit of work costs more than the rows, on every run submitted.
     with connection_scope(url) as conn:
         conn.execute(_INSERT_JOB, job_row)
-        conn.execute(_INSERT_FILES, file_rows)
+        # None for a big folder, which a worker lists (shared/runs/input_listing.py).
+        insert_files(conn, file_rows)
         add_tags(conn, job_row["id"], tags)
         if pipelines:
             conn.execute(insert(JobPipeline.__table__), pipelines)
         if shares:
             conn.execute(insert(JobShare.__table__), shares)
+
+
+def insert_files(conn: Connection, file_rows: list[dict]) -> None:
+    """Insert a run's file rows in the caller's transaction: on PostgreSQL with COPY (a
+    thousand rows in about a fifth of the time of batched multi-row INSERTs, whose parameters
+    SQLAlchemy processes one by one), elsewhere as one executemany."""
+    if not file_rows:
+        return
+    if conn.dialect.name != "postgresql" or len(file_rows) <= ONE_STATEMENT_FILES:
+        conn.execute(_INSERT_FILES, file_rows)
+        return
+    names = ", ".join(column.name for column in _FILE_COLUMNS)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY {JobFile.__tablename__} ({names}) FROM STDIN") as copy:
+            for row in with_defaults(JobFile, file_rows):
+                copy.write_row([_copied(row.get(column.key)) for column in _FILE_COLUMNS])
+    finally:
+        cursor.close()
+
+
+def _copied(value):
+    """A value as COPY takes it: an enum as its stored value, JSON as JSON."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict | list):
+        return Json(value)
+    return value
 
 
 def _given(table: Table) -> list[Column]:

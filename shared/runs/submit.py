@@ -1,15 +1,17 @@
 """Submitting flow runs: validate the request, snapshot the binary, prepare the output folder,
-record the job and its files, and return the first step of every file for the caller to publish
-once the records are committed. The job is recorded marked unpublished; the caller clears the
-mark once its steps are sent, and a caller that dies before is repaired by stalled-step
-recovery (shared/engine/publication.py)."""
+record the job and its files (a big input folder's are recorded by a worker instead:
+shared/runs/input_listing.py), and return the first steps of the files in the job's window
+(shared/engine/window.py) for the caller to publish once the records are committed. The job is
+recorded marked unpublished; the caller clears the mark once its steps (or its listing) are
+sent, and a caller that dies before is repaired by stalled-step recovery
+(shared/engine/publication.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,14 +21,17 @@ from shared.accounts.principal import Principal
 from shared.config import Settings
 from shared.delivery import webhooks
 from shared.drive import Drive, DrivePath, write_atomic
+from shared.engine import window
 from shared.engine.broker_work import BrokerWork
 from shared.engine.scheduling import steps_for
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.flow.binary import load_binary_cached
 from shared.flow.output_schema import from_runtime_config as runtime_output_schema
 from shared.jobs.ids import ensure_job_id_free, new_job_id, new_task_id, new_trace_id
+from shared.runs import input_listing
 from shared.runs.record import record_run
-from shared.states import FileStatus, JobKind, JobStatus
+from shared.states import JobKind, JobStatus
+from shared.storage.locate import binary_storage
 from shared.store.db import session_scope, statement_scope
 from shared.store.models import Job, JobFile
 
@@ -65,7 +70,7 @@ class RunRequest:
 
 def snapshot_binary(settings: Settings, data: bytes, digest: str) -> None:
     """Keep an immutable copy of the binary a run executes, named by its SHA-256 ``digest``."""
-    target = settings.binary_store / f"{digest}.ibflowbin"
+    target = binary_storage(settings).file(f"{digest}.ibflowbin")
     if not target.exists():
         write_atomic(target, data)
 
@@ -95,9 +100,9 @@ def create_run(
     check_output_schema(request.settings.runtime_config)
     drive = drive_for(settings)
     binary_file = drive.resolve(principal, request.binary_path)
-    if not binary_file.real.is_file():
+    if not binary_file.file.is_file():
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
-    data = binary_file.real.read_bytes()
+    data = binary_file.file.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     binary = load_binary_cached(digest, data)
     collaborators = []
@@ -108,15 +113,20 @@ def create_run(
             )
 
     input_dir = drive.resolve(principal, request.input_dir)
-    if not input_dir.real.is_dir():
+    if not input_dir.file.is_dir():
         raise NotFound(f"no input folder at {input_dir.relative!r}")
-    inputs = sorted(
-        child.name
-        for child in input_dir.real.iterdir()
-        if child.is_file() and not child.name.startswith(".")
-    )
+    # Listed as a stream, and no further than tells a small folder from a big one: a big
+    # one is listed by a worker (shared/runs/input_listing.py), so submit costs the same
+    # whatever the folder holds.
+    source = input_listing.input_names(input_dir.file)
+    try:
+        inputs = list(islice(source, settings.input_batch_files + 1))
+    finally:
+        source.close()
     if not inputs:
         raise InvalidRequest(f"input folder {input_dir.relative!r} holds no files to run on")
+    listed_later = len(inputs) > settings.input_batch_files
+    inputs = [] if listed_later else sorted(inputs)
 
     output_root = _output_root(drive, principal, request, input_dir)
     run = request.settings
@@ -124,13 +134,13 @@ def create_run(
     if run.output_has_run_id:
         run_id = datetime.now(UTC).strftime("%Y-%m-%d_%H-%M-%S") + f"_{job_id}"
         output = drive.resolve(principal, f"{output_root.relative}/{run_id}", write=True)
-    elif run.delete_out_dir and output_root.real.is_dir():
-        shutil.rmtree(output_root.real)
-    output.real.mkdir(parents=True, exist_ok=True)
+    elif run.delete_out_dir and output_root.file.is_dir():
+        output_root.storage.delete(output_root.relative)
+    output.storage.make_folder(output.relative)
 
     snapshot_binary(settings, data, digest)
     if run.save_binary_to_output:
-        write_atomic(output.real / binary_file.real.name, data)
+        write_atomic(output.file / binary_file.file.name, data)
 
     recorded_at = datetime.now(UTC)
     job_row = dict(
@@ -157,6 +167,7 @@ def create_run(
         log_to_timeline=run.log_to_timeline,
         trace_id=new_trace_id(),
         num_files=len(inputs),
+        inputs_pending=listed_later,
         num_steps=len(binary.steps),
         created_at=recorded_at,
         # In the job's own INSERT: the mark costs no statement of its own.
@@ -164,17 +175,19 @@ def create_run(
         job_metadata=dict(run.metadata),
         max_parse_exceptions=run.max_parse_exceptions,
     )
-    file_rows = [
-        dict(
-            job_id=job_id,
-            file_index=index,
-            file_name=name,
-            status=FileStatus.PENDING,
-            next_step=0,
-            next_task_id=new_task_id(),
-        )
-        for index, name in enumerate(inputs)
-    ]
+    # The first files take the job's window, the others wait for a place in it. Without a
+    # window every file is sent now; a job of more than a few files has its window filled by a
+    # worker, so that the request does not send a window of messages one by one.
+    file_rows = input_listing.file_rows(job_id, inputs, 0)
+    places = window.size(settings)
+    direct = places is None or len(file_rows) <= input_listing.DIRECT_FILES
+    if places is None:
+        places = len(file_rows)
+    elif not direct:
+        places = 0
+    for row in file_rows[:places]:
+        row["next_task_id"] = new_task_id()
+    released_later = listed_later or not direct
     pipelines = [
         {"job_id": job_id, "pipeline_id": pipeline_id}
         for pipeline_id in dict.fromkeys(run.pipeline_ids)
@@ -192,9 +205,12 @@ def create_run(
         raise Conflict(f"a job with id {job_id!r} already exists: choose another job_id") from error
     # Detached copies of what was inserted, for the caller to read.
     job = Job(**job_row)
-    files = [JobFile(**row) for row in file_rows]
+    sent = [JobFile(**row) for row in file_rows if row["next_task_id"] != window.WAITING]
     return job, BrokerWork(
-        publish=steps_for(settings, job, files), affected=1, confirm={job_id: recorded_at}
+        publish=steps_for(settings, job, sent),
+        release=[job_id] if released_later else [],
+        affected=1,
+        confirm={job_id: recorded_at},
     )
 
 
@@ -212,8 +228,14 @@ def _output_root(
             )
         output = drive.resolve(principal, f"{parent}/out", write=True)
     # Deleting or writing the output must never touch the inputs.
-    if output.real == input_dir.real or output.real in input_dir.real.parents:
+    if output.relative == input_dir.relative or input_dir.relative.startswith(
+        output.relative + "/"
+    ):
         raise InvalidRequest("output_dir must not be input_dir or a folder that contains it")
-    if output.real.exists() and not output.real.is_dir():
+    if output.real is not None and (
+        output.real == input_dir.real or output.real in input_dir.real.parents
+    ):  # the same folder through a link
+        raise InvalidRequest("output_dir must not be input_dir or a folder that contains it")
+    if output.file.exists() and not output.file.is_dir():
         raise InvalidRequest(f"output_dir {output.relative!r} is a file, not a folder")
     return output

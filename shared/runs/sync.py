@@ -27,6 +27,7 @@ from shared.config import Settings
 from shared.errors import FlowbinError, InvalidRequest, NotFound, TooLarge
 from shared.flow import output_schema
 from shared.flow.binary import CompiledBinary, load_binary_cached
+from shared.jobs import counters
 from shared.jobs.ids import new_job_id, new_trace_id
 from shared.jobs.log import JobLogger
 from shared.runs.sync_runners import RunnerPool, SyncOutcome, SyncWork
@@ -94,9 +95,9 @@ def prepare(settings: Settings, principal: Principal, request: SyncRequest) -> P
     except ValueError as exc:
         raise InvalidRequest(f"options.runtime_config.{exc}") from None
     binary_file = drive_for(settings).resolve(principal, request.binary_path)
-    if not binary_file.real.is_file():
+    if not binary_file.file.is_file():
         raise NotFound(f"no flow binary at {binary_file.relative!r}: compile the flow first")
-    data = binary_file.real.read_bytes()
+    data = binary_file.file.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     binary = load_binary_cached(digest, data)
     job_id = new_job_id(None)
@@ -184,6 +185,7 @@ def record_job(
                 error_counts=item.error_counts,
             )
         )
+    counters.recount(session, job.id)
     logger = JobLogger(job.id, SYNC_TASK, job.trace_id, prefix=job.log_prefix)
     logger.info(f"Sync run of {prepared.binary_path} on {len(work.files)} file(s)")
     for level, line in outcome.log if outcome else []:

@@ -194,6 +194,7 @@ class RunnerPool:
                 self._idle = queue.LifoQueue()
                 for _ in range(self.size):
                     self._idle.put(_Runner())
+                self._report()
             return self._idle
 
     def run(self, work: SyncWork, limit: float) -> SyncOutcome:
@@ -203,6 +204,7 @@ class RunnerPool:
         idle = self._ready()
         try:
             runner = idle.get(timeout=limit)
+            self._report()
         except queue.Empty:
             raise Unavailable(
                 f"all {self.size} sync runners stayed busy for {limit:g} s; try "
@@ -215,6 +217,13 @@ class RunnerPool:
             return runner.call(work, limit, max(limit - (time.monotonic() - started), 0.001))
         finally:
             idle.put(runner)  # a stopped runner is replaced when it is next taken
+            self._report()
+
+    def _report(self, size: int | None = None) -> None:
+        # Imported here: runner processes import this module too, and keep no pool to report.
+        from shared.metrics import api_series
+
+        api_series.sync_pool_changed(self.size if size is None else size, self._idle.qsize())
 
     def idle_runners(self) -> int:
         return self._idle.qsize()
@@ -233,3 +242,4 @@ class RunnerPool:
                 except queue.Empty:
                     break
             self._owner = None
+            self._report(size=0)

@@ -135,6 +135,17 @@ def statement_scope(url: str, *, read_only: bool = False) -> Iterator[Connection
         yield conn
 
 
+def custom_plans(store: Session | Connection) -> None:
+    """PostgreSQL: plan this transaction's statements for their own parameters. The driver
+    prepares a statement after a few runs, and PostgreSQL may then serve it a generic plan: one
+    that, for a listing, suits no offset or filter well (a first page once took 382 ms instead of
+    11 ms after ten deep pages on the same connection). For read transactions whose best plan
+    depends on their parameters; the hot path keeps its cached plans."""
+    conn = connection_of(store)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def connection_of(store: Session | Connection) -> Connection:
     """The connection of an ORM session's transaction, or the connection itself."""
     return store.connection() if isinstance(store, Session) else store

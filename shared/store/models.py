@@ -14,8 +14,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    false,
+    literal_column,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 from shared.states import (
     AttemptOutcome,
@@ -28,6 +33,15 @@ from shared.states import (
     TeamRole,
 )
 from shared.store.types import StrEnumType, UTCDateTime, new_uuid, utcnow
+
+# The predicates of job_files' partial indexes; a query must state them to be served by one.
+CLAIMED_FILES = "status = 'pending' AND claimed_by IS NOT NULL"
+UNSENT_FILES = "status = 'pending' AND claimed_by IS NULL AND next_task_id IS NULL"
+# Files waiting for a place in their job's window (shared/engine/window.py: their token is '').
+# Made by migrations on PostgreSQL only, not declared here (migration 0011: a trigram index on
+# jobs.id that serves a search for part of a job id).
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_jobs_id_trgm"})
+WAITING_FILES = "status = 'pending' AND next_task_id = ''"
 
 
 class Base(DeclarativeBase):
@@ -96,7 +110,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(50), primary_key=True)
-    # Indexed by ix_jobs_owner_created and ix_jobs_status_created, whose leading columns they are.
+    # Indexed by ix_jobs_owner_created and ix_jobs_status_created_id (its leading columns).
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[JobKind] = mapped_column(StrEnumType(JobKind, 16))
     status: Mapped[JobStatus] = mapped_column(StrEnumType(JobStatus, 32))
@@ -127,6 +141,9 @@ class Job(Base):
     # cleared by whoever set it once they are sent: a mark older than a grace period means the
     # sender died in between, and recovery sends those steps (shared/engine/publication.py).
     unpublished_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # True while a worker lists a big input folder into job_files (shared/runs/input_listing.py):
+    # num_files grows as it goes, and the job cannot end before the listing has.
+    inputs_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The resource API's (/api/v2/jobs): the client's own key/values (seed 002's metadata; the
     # attribute is not ``metadata``, which SQLAlchemy's models reserve), what a user last asked
     # the job to do (None: run) and since when, its maxParseExceptions (past it, the job fails;
@@ -144,11 +161,24 @@ class Job(Base):
     num_record_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_modified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the job's file rows add up to, kept current by the statements that move its files
+    # (shared/jobs/counters.py), so that a status read costs one row, not one per file: the
+    # steps its files have done (a finished file has done every step) and their totals.
+    steps_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_records: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_checkpoint_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_filtered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Error message -> records of the job that failed with it (the seed's recordsWithMsg).
+    error_counts: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at"),
-        Index("ix_jobs_created", "created_at"),
-        Index("ix_jobs_status_created", "status", "created_at"),
+        # With the id and the kind (migration 0011): a listing's keyset page or deep offset
+        # is read from the index alone (shared/jobs/listing.py).
+        Index("ix_jobs_created_id", "created_at", "id", "kind"),
+        Index("ix_jobs_status_created_id", "status", "created_at", "id", "kind"),
     )
 
 
@@ -235,7 +265,62 @@ class JobFile(Base):
     error_counts: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("job_id", "file_index", name="uq_job_files_job_index"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "file_index", name="uq_job_files_job_index"),
+        # Partial indexes (migration 0011), a few rows each whatever the store holds: the
+        # claimed files (stalled-step recovery, "is a step of the job running"), and the
+        # pending files with neither a claim nor a token (recovery's other kind).
+        Index(
+            "ix_job_files_claimed",
+            "claimed_until",
+            postgresql_where=text(CLAIMED_FILES),
+            sqlite_where=text(CLAIMED_FILES),
+        ),
+        Index(
+            "ix_job_files_unsent",
+            "job_id",
+            postgresql_where=text(UNSENT_FILES),
+            sqlite_where=text(UNSENT_FILES),
+        ),
+        # Migration 0012: the next files of a job to give a place in its window, in order.
+        Index(
+            "ix_job_files_waiting",
+            "job_id",
+            "file_index",
+            postgresql_where=text(WAITING_FILES),
+            sqlite_where=text(WAITING_FILES),
+        ),
+    )
+
+
+class JobStepCount(Base):
+    """Steps a job's files have done, and records its filters dropped, counted by the advances
+    of its files on PostgreSQL in one of a few shards (rows) per job, each advance in the shard
+    of its thread: one row per job would make every worker's advance wait for the others'
+    commits on it (bench/counter_contention.py). Added to the totals on the job's row
+    (shared/jobs/counters.py)."""
+
+    __tablename__ = "job_step_counts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    filtered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def claimed_file() -> ColumnElement[bool]:
+    """On JobFile: ``CLAIMED_FILES``, written so that both stores see that the query implies
+    the partial index's predicate (a bound parameter for 'pending' would hide it)."""
+    return and_(JobFile.status == literal_column("'pending'"), JobFile.claimed_by.is_not(None))
+
+
+def unsent_file() -> ColumnElement[bool]:
+    """On JobFile: ``UNSENT_FILES``, as ``claimed_file``."""
+    return and_(
+        JobFile.status == literal_column("'pending'"),
+        JobFile.claimed_by.is_(None),
+        JobFile.next_task_id.is_(None),
+    )
 
 
 class JobLog(Base):

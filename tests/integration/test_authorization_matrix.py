@@ -530,6 +530,25 @@ def has_paths(ctx, who, body):
     assert "/api/v1/jobs/status" in body["paths"], sorted(body["paths"])
 
 
+def is_a_page(ctx, who, body):
+    assert body is None  # HTML, not JSON (tests/browser/ drives the pages)
+
+
+def signed_in_then_out(ctx, who, body):
+    assert body["username"] == USERNAMES[who], body
+    # The test client keeps cookies for every later cell: end the session it just got.
+    ctx.client.delete_cookie("flowbin_session")
+
+
+def shows_file_steps(ctx, who, body):
+    assert [f["file_name"] for f in body["files"]] == ["c.txt"], body
+    assert {cell["state"] for cell in body["files"][0]["steps"]} == {"done"}, body
+
+
+def page(path: str) -> Row:
+    return row(SIGNED_IN, Case("", get(lambda c, w, s: path), EVERYONE, check=is_a_page))
+
+
 # -- the matrix -------------------------------------------------------------------------------
 def compile_body(binary_folder, root_in_body: bool = True):
     def body(ctx, who, subject):
@@ -618,10 +637,48 @@ def team_url(suffix: str = ""):
 MATRIX: dict[tuple[str, str], Row] = {
     # -- public ---------------------------------------------------------------------------------
     ("GET", "/health"): row(PUBLIC, Case("", get(lambda c, w, s: "/health"), EVERYONE)),
+    # Prometheus's text (api/resources/metrics.py); the metrics token is tested beside it.
+    ("GET", "/metrics"): row(
+        Permission.ADMIN,
+        Case("", get(lambda c, w, s: "/metrics"), ADMINS_ONLY, says="only admins"),
+    ),
     ("GET", "/openapi.json"): row(
         PUBLIC, Case("", get(lambda c, w, s: "/openapi.json"), EVERYONE, check=has_paths)
     ),
     ("GET", "/docs"): row(PUBLIC, Case("", get(lambda c, w, s: "/docs"), EVERYONE)),
+    ("GET", "/docs/assets/<path:filename>"): row(
+        PUBLIC, Case("", get(lambda c, w, s: "/docs/assets/swagger-ui-bundle.js"), EVERYONE)
+    ),
+    # -- the web UI (api/ui/): pages are shells that need a signed-in caller (the session
+    # cookie or an Authorization header; without one a 401, the sign-in form for browsers),
+    # their data comes from the API rows below; sign-in and assets are public.
+    ("GET", "/"): row(PUBLIC, Case("", get(lambda c, w, s: "/"), EVERYONE, check=is_a_page)),
+    ("POST", "/ui/session"): row(
+        PUBLIC,
+        Case(
+            "",
+            lambda ctx, who, subject: Call(
+                "POST",
+                "/ui/session",
+                {"token": ctx.tokens[USERNAMES[who]]},
+                {"Content-Type": "application/json"},
+            ),
+            EVERYONE,
+            check=signed_in_then_out,
+        ),
+    ),
+    ("DELETE", "/ui/session"): row(
+        PUBLIC, Case("", lambda c, w, s: Call("DELETE", "/ui/session"), EVERYONE)
+    ),
+    ("GET", "/ui/assets/<path:filename>"): row(
+        PUBLIC, Case("", get(lambda c, w, s: "/ui/assets/common.js"), EVERYONE)
+    ),
+    ("GET", "/jobs"): page("/jobs"),
+    ("GET", "/jobs/<string(minlength=1, maxlength=50):job_id>"): page("/jobs/any-job"),
+    ("GET", "/run"): page("/run"),
+    ("GET", "/drive"): page("/drive"),
+    ("GET", "/review"): page("/review"),
+    ("GET", "/review/<string(minlength=1, maxlength=50):job_id>"): page("/review/any-job"),
     # -- the drive ------------------------------------------------------------------------------
     ("GET", "/api/v1/drive/<drive_path:path>"): row(
         Permission.MANAGE_FILES,
@@ -794,6 +851,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     # -- jobs -----------------------------------------------------------------------------------
     ("GET", "/api/v1/jobs/status"): view("/api/v1/jobs/status", shows_job),
     ("GET", "/api/v1/jobs/get_logs"): view("/api/v1/jobs/get_logs", shows_logs),
+    ("GET", "/api/v1/jobs/files"): view("/api/v1/jobs/files", shows_file_steps),
     ("GET", "/api/v1/jobs/list"): row(
         Permission.VIEW_JOBS,
         Case(

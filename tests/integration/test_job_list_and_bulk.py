@@ -79,9 +79,14 @@ def test_list_filters_pages_and_ownership(stack, held):
 
     page = listing(stack, f"tags={tag}&limit=2")
     assert [j["job_id"] for j in page["jobs"]] == [mine[2], mine[1]]  # newest first, own only
-    assert page["next_page"].startswith("/api/v1/jobs/list?") and "offset=2" in page["next_page"]
+    # The next page continues after the last job shown (a keyset cursor, not an offset).
+    assert page["next_page"].startswith("/api/v1/jobs/list?") and "after=" in page["next_page"]
+    assert "offset=" not in page["next_page"]
     rest = stack.client.get(page["next_page"], headers=stack.headers()).get_json()
     assert [j["job_id"] for j in rest["jobs"]] == [mine[0]] and rest["next_page"] is None
+    # An explicit offset still answers, the same page.
+    skipped = listing(stack, f"tags={tag}&limit=2&offset=2")
+    assert [j["job_id"] for j in skipped["jobs"]] == [mine[0]] and skipped["next_page"] is None
 
     job = page["jobs"][0]
     assert set(job) >= {

@@ -17,9 +17,11 @@ from shared.accounts.credentials import create_token
 from shared.accounts.users import create_user
 from shared.config import Settings
 from shared.drive import Drive
+from shared.storage.locate import drive_storage
 from shared.store.db import session_scope
 from shared.store.migrate import upgrade
 from shared.store.models import Job, JobFile, JobLog
+from tests import seaweedfs
 from tests.multihost import services
 from tests.multihost.netns import Lab
 from tests.support import wait_for
@@ -145,28 +147,36 @@ class Deployment:
 
 @contextlib.contextmanager
 def deploy(lab: Lab, folder: Path, **overrides) -> Iterator[Deployment]:
-    """Services, API and beat on the lab (hosts ``svc`` and ``api`` are added); workers are
-    started by the caller. ``overrides`` are Settings fields."""
+    """Redis, PostgreSQL and SeaweedFS's S3 gateway on host ``svc``, the API and beat on host
+    ``api`` (both added to the lab); the drive and the binaries live in the object store, so
+    no host shares a folder with another. Workers are started by the caller. ``overrides``
+    are Settings fields."""
     processes = services.Processes(logs=folder)
     try:
-        svc = lab.add_host("svc")
-        api_host = lab.add_host("api")
-        redis_url = services.start_redis(processes, svc, folder)
-        database_url = services.start_postgres(processes, svc, str(lab.network))
-        upgrade(database_url)
-        settings = replace(
-            Settings(data_dir=folder / "var", database_url=database_url),
-            redis_url=f"{redis_url}/0",
-            **overrides,
-        )
-        settings.data_dir.mkdir()
-        with session_scope(database_url) as session:
-            create_user(session, USER)
-            token = create_token(session, USER)
-        Drive(settings.drive_root).space_home(USER)
-        api = services.start_api(processes, api_host, settings)
-        services.start_beat(processes, api_host, settings, folder)
-        yield Deployment(lab, processes, settings, api, token, create_celery_app(settings))
+        with contextlib.ExitStack() as stack:
+            svc = lab.add_host("svc")
+            api_host = lab.add_host("api")
+            redis_url = services.start_redis(processes, svc, folder)
+            database_url = services.start_postgres(processes, svc, str(lab.network))
+            (folder / "s3").mkdir()
+            store = stack.enter_context(
+                contextlib.contextmanager(seaweedfs.serve)(folder / "s3", svc.address, svc.command)
+            )
+            upgrade(database_url)
+            settings = replace(
+                Settings(data_dir=folder / "var", database_url=database_url),
+                redis_url=f"{redis_url}/0",
+                **store.settings_overrides("lab"),
+                **overrides,
+            )
+            settings.data_dir.mkdir()
+            with session_scope(database_url) as session:
+                create_user(session, USER)
+                token = create_token(session, USER)
+            Drive(drive_storage(settings)).space_home(USER)
+            api = services.start_api(processes, api_host, settings)
+            services.start_beat(processes, api_host, settings, folder)
+            yield Deployment(lab, processes, settings, api, token, create_celery_app(settings))
     except BaseException:
         for name in list(processes.running):
             print(f"--- {name} (log tail) ---\n{processes.tail(name)}")

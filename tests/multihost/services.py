@@ -143,8 +143,9 @@ def start_api(processes: Processes, host: Host, settings: Settings) -> str:
     processes.start(
         "api",
         host,
-        [sys.executable, "-m", "gunicorn", "--bind", f"{host.address}:{API_PORT}"]
-        + ["--workers", "2", "--threads", "4", "api.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--config", "python:api.gunicorn_conf"]
+        + ["--bind", f"{host.address}:{API_PORT}", "--workers", "2", "--threads", "4"]
+        + ["api.wsgi:app"],
         env=child_env(settings),
     )
     url = f"http://{host.address}:{API_PORT}"

@@ -99,6 +99,11 @@ def test_jobs_run_across_both_worker_hosts(hosts):
     pools = {name: deployment.pool(name) for name in WORKERS}
     ran_on = {name for run in runs_in(hosts.control) for name in WORKERS if run.pid in pools[name]}
     assert ran_on == set(WORKERS)
+    # Inputs, binaries, step outputs and results all went through the object store: the
+    # local drive and binary folders stayed empty.
+    data_dir = deployment.settings.data_dir
+    local = [p for f in ("drive", "binaries") for p in (data_dir / f).rglob("*") if p.is_file()]
+    assert local == []
 
 
 def test_a_worker_host_cut_off_mid_step_loses_and_duplicates_nothing(hosts):

@@ -478,7 +478,9 @@ def test_procfile_commands_take_settings_from_the_environment(tmp_path):
     api = expand(commands["api"], env)
     assert api[:3] == ["gunicorn", "--bind", "0.0.0.0:8123"] and api[-1] == "api.wsgi:app"
     worker = expand(commands["worker"], env)
-    assert worker[:4] == ["celery", "-A", "workers", "worker"]
+    # exec: the shell becomes the worker, so `flowbin up`'s SIGTERM reaches Celery's main
+    # process itself (a warm shutdown), not a shell that would leave it running.
+    assert worker[:5] == ["exec", "celery", "-A", "workers", "worker"]
     assert worker[worker.index("--concurrency") + 1] == "7"
     assert worker[worker.index("--loglevel") + 1] == "DEBUG"
     beat = expand(commands["beat"], env)
@@ -511,6 +513,7 @@ def test_compose_file_describes_the_production_shape():
         env = services[name]["environment"]
         assert env["FLOWBIN_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert env["FLOWBIN_REDIS_URL"].startswith("redis://")
-        assert "drive:/srv/flowbin/drive" in services[name]["volumes"]
-        assert env["FLOWBIN_DRIVE_DIR"] == "/srv/flowbin/drive"
+        # The drive is in the object store (tests/unit/test_compose_file.py): no shared folder.
+        assert env["FLOWBIN_DRIVE_URL"].endswith("s3://flowbin}")
+        assert "drive:/srv/flowbin/drive" not in services[name].get("volumes", [])
     assert services["migrate"]["command"] == ["flowbin", "migrate"]

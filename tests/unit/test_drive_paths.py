@@ -1,4 +1,5 @@
 import os
+import uuid
 
 import pytest
 
@@ -6,6 +7,7 @@ from shared.accounts.access import StoreGuard
 from shared.accounts.principal import Principal
 from shared.drive import Drive, normalize
 from shared.errors import InvalidRequest, NotFound
+from shared.storage import s3
 
 ALICE = Principal(1, "alice", False)
 ADMIN = Principal(2, "admin", True)
@@ -40,11 +42,23 @@ def test_a_leading_slash_means_the_drive_root():
         normalize("/")
 
 
-def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(tmp_path, store_url):
-    drive = Drive(tmp_path, StoreGuard(store_url))
+@pytest.fixture(params=["local", "s3"])
+def storage_root(request, tmp_path):
+    """What a Drive is made over: a local folder, or a fresh prefix of a real object store."""
+    if request.param == "local":
+        return tmp_path
+    store = request.getfixturevalue("object_store")
+    return s3.S3Storage(store.client(), store.bucket, f"paths/{uuid.uuid4().hex}")
+
+
+def test_other_users_namespace_is_not_found_for_users_but_open_to_admins(storage_root, store_url):
+    drive = Drive(storage_root, StoreGuard(store_url))
     with pytest.raises(NotFound):
         drive.resolve(ALICE, "bob/secret.txt")
-    assert drive.resolve(ADMIN, "bob/secret.txt").real == tmp_path.resolve() / "bob/secret.txt"
+    resolved = drive.resolve(ADMIN, "bob/secret.txt")
+    assert resolved.relative == "bob/secret.txt"
+    if drive.root is not None:
+        assert resolved.real == storage_root.resolve() / "bob/secret.txt"
 
 
 def test_a_drive_without_a_guard_resolves_no_caller_path(tmp_path):
@@ -64,15 +78,19 @@ def test_symlink_leaving_the_drive_is_rejected(tmp_path, store_url):
         drive.resolve(ALICE, "alice/link/secret.txt")
 
 
-def test_write_read_list_delete(tmp_path, store_url):
-    drive = Drive(tmp_path, StoreGuard(store_url))
+def test_write_read_list_delete(storage_root, store_url):
+    drive = Drive(storage_root, StoreGuard(store_url))
     target = drive.resolve(ALICE, "alice/in/a.txt")
     drive.write(target, b"hello")
     assert drive.read(target) == b"hello"
     listing = drive.listing(drive.resolve(ALICE, "alice/in"))
     assert [(e["name"], e["type"], e["size"]) for e in listing] == [("a.txt", "file", 5)]
+    with pytest.raises(InvalidRequest, match="is a file"):
+        drive.write(drive.resolve(ALICE, "alice/in/a.txt/b.txt"), b"under a file")
     drive.delete(drive.resolve(ALICE, "alice/in"))
     with pytest.raises(NotFound):
         drive.read(target)
+    with pytest.raises(NotFound):
+        drive.listing(drive.resolve(ALICE, "alice/in"))
     with pytest.raises(InvalidRequest):
         drive.delete(drive.resolve(ALICE, "alice"))

@@ -65,7 +65,7 @@ def recorded(url: str, job_id: str) -> tuple[Job | None, list, list, list]:
     return job, files, tags, pipelines
 
 
-@pytest.mark.parametrize("files", [1, ONE_STATEMENT_FILES, ONE_STATEMENT_FILES + 1])
+@pytest.mark.parametrize("files", [1, ONE_STATEMENT_FILES, ONE_STATEMENT_FILES + 1, 1000])
 def test_the_job_is_recorded_with_its_files(store_url, files):
     job, file_rows = rows_for("job-1", owner(store_url), files)
     record_run(store_url, job, file_rows, [], [])

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from shared.accounts import credentials
 from shared.engine import snapshot, statements
-from shared.jobs import ids, store
+from shared.jobs import counters, ids, store
 from shared.jobs import log as joblog
 from shared.states import JobStatus
 from shared.store.db import connection_scope
@@ -24,6 +24,8 @@ HOT_STATEMENTS = {
     "file outcomes": statements.FILE_OUTCOMES,
     "count finished file": statements.COUNT_FINISHED,
     "count record errors": statements.COUNT_RECORD_ERRORS,
+    "error counts of a job": counters._ERROR_COUNTS,
+    "set error counts of a job": counters._SET_ERROR_COUNTS,
     "job snapshot": snapshot._SNAPSHOT,
     **{f"advance {key}": statement for key, statement in statements.ADVANCE.items()},
     **{f"transition to {target}": store._transition_statement(target) for target in JobStatus},
@@ -33,8 +35,11 @@ HOT_STATEMENTS = {
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).
 POSTGRESQL_ONLY = {
-    f"advance and log {key}": statements.advance_and_log(*key, 3)
-    for key in ((False, False), (True, True))
+    **{
+        f"advance and log {key}": statements.advance_and_log(*key, 3)
+        for key in ((False, False), (True, True))
+    },
+    "count a step in a shard": counters.COUNT_STEP["postgresql"],
 }
 
 

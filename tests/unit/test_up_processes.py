@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,37 @@ PROCFILE = (
     'one: echo "redis=$FLOWBIN_REDIS_URL"; echo "one: ERROR something broke"; exec sleep 60\n'
     # Ignores SIGTERM: only a SIGKILL stops it.
     "stubborn: trap '' TERM; echo ready; while true; do sleep 1; done\n"
+    # A stand-in for the Celery worker: a main process and a pool process running a step.
+    'warm: exec "$WARM_PYTHON" "$WARM_SCRIPT"\n'
 )
+# As Celery's warm shutdown: the main process, told to stop, lets its pool process finish the
+# running step, then exits. The pool process notes whether a SIGTERM reached it (which would
+# cut the step short, as it did when the signal went to the whole process group).
+WARM_WORKER = """
+import os, signal, sys, time
+notes = sys.argv[1] if len(sys.argv) > 1 else os.environ["WARM_DIR"]
+def note(text):
+    with open(os.path.join(notes, "steps.log"), "a") as out:
+        out.write(text + "\\n")
+child = os.fork()
+if child == 0:
+    signal.signal(signal.SIGTERM, lambda *_: (note("step got SIGTERM"), os._exit(1)))
+    note("step started")
+    while not os.path.exists(os.path.join(notes, "stop-asked")):
+        time.sleep(0.05)
+    time.sleep(0.5)  # the rest of the step's work, after the stop was asked
+    note("step finished")
+    os._exit(0)
+def stop(*_):
+    open(os.path.join(notes, "stop-asked"), "w").close()
+    os.waitpid(child, 0)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("warm ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+GRACE = 3.0  # FLOWBIN_SHUTDOWN_GRACE for these stand-ins
 
 
 @dataclass
@@ -50,6 +81,9 @@ class Up:
 def up(tmp_path):
     procfile = tmp_path / "Procfile"
     procfile.write_text(PROCFILE)
+    script = tmp_path / "warm_worker.py"
+    script.write_text(WARM_WORKER)
+    (tmp_path / "warm").mkdir()
     console = tmp_path / "up.log"
     env = {
         **os.environ,
@@ -58,6 +92,10 @@ def up(tmp_path):
         "FLOWBIN_DATABASE_URL": "",
         "FLOWBIN_ADMIN_TOKEN": "",
         "FLOWBIN_DRIVE_DIR": "",
+        "FLOWBIN_SHUTDOWN_GRACE": str(GRACE),
+        "WARM_PYTHON": sys.executable,
+        "WARM_SCRIPT": str(script),
+        "WARM_DIR": str(tmp_path / "warm"),
     }
     command = [sys.executable, "-c", "from shared.ops.cli import main; main()"]
     with console.open("wb") as out:
@@ -75,6 +113,7 @@ def up(tmp_path):
             lambda: (
                 "redis=redis://" in stand_in.process_log("one")
                 and "ready" in stand_in.process_log("stubborn")
+                and "warm ready" in stand_in.process_log("warm")
             ),
             timeout=30,
             message="the stand-in processes to start",
@@ -113,6 +152,29 @@ def test_sigterm_stops_every_process_and_the_embedded_redis(up):
         lambda: not [p for p in started if running(p)], timeout=30, message="the stack to stop"
     )
     assert not port_open(port), "the embedded Redis is still up"
+
+
+def steps_log(up: Up) -> list[str]:
+    path = up.data_dir.parent / "warm" / "steps.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_stop_lets_the_running_step_finish_then_kills_what_is_left(up):
+    wait_for(lambda: "step started" in steps_log(up), message="the stand-in step to start")
+    started = descendants(up.process.pid)
+    begin = time.monotonic()
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=60) == 0, up.console.read_text()
+    # The worker's SIGTERM reached its main process only: the step finished, not cut off.
+    assert steps_log(up) == ["step started", "step finished"]
+    console = up.console.read_text()
+    assert re.search(r"warm stopped \(rc=0\)", console), console
+    # The process that ignores SIGTERM was killed once the grace period was over.
+    assert "sending SIGKILL to stubborn" in console, console
+    assert time.monotonic() - begin >= GRACE
+    wait_for(
+        lambda: not [p for p in started if running(p)], timeout=30, message="the stack to stop"
+    )
 
 
 def test_a_killed_flowbin_up_leaves_nothing_running(up):

@@ -3,9 +3,14 @@
 from alembic import context
 
 from shared.store.db import engine_for
-from shared.store.models import Base
+from shared.store.models import POSTGRESQL_ONLY_INDEXES, Base
 
 config = context.config
+
+
+def _include(obj, name, type_, reflected, compare_to) -> bool:
+    # Indexes only PostgreSQL has (a trigram index) are the migrations', not the models'.
+    return not (type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
 
 
 def run_migrations() -> None:
@@ -20,6 +25,7 @@ def run_migrations() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=_include,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -1,0 +1,169 @@
+"""Submitting big jobs: how long ``run_binary_async`` takes to answer for input folders of many
+sizes, now and as it was (the reference: every file recorded by the request and every first
+step published by it, ``FLOWBIN_INPUT_BATCH_FILES`` unbounded and ``FLOWBIN_JOB_WINDOW=0``), in
+one invocation; then how long a worker takes to list the biggest folder into the store.
+
+Submits go through the API's own view (Flask's test client, in this process) to a store in a
+temporary folder (or ``--database-url``) and an embedded Redis. No worker runs while submits
+are timed, so the timings are the request's alone; each submit is a new job of its own.
+
+    .venv/bin/python bench/big_job.py [--sizes 1,1000,10000,100000] [--repeat 20]
+        [--reference-max 10000] [--reference-repeat 3] [--database-url postgresql+psycopg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+
+from api.app import create_app
+from shared.accounts import credentials, users
+from shared.config import Settings
+from shared.drive import Drive
+from shared.ops.embedded_redis import EmbeddedRedis
+from shared.store import migrate
+from shared.store.db import session_scope
+from shared.store.models import Job
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import INVOICE, FlowbinSide, start_worker, wait_until  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1,1000,10000,100000", help="input files per job")
+    parser.add_argument("--repeat", type=int, default=20, help="submits timed per size")
+    parser.add_argument(
+        "--reference-max", type=int, default=10000, help="largest size timed the old way"
+    )
+    parser.add_argument("--reference-repeat", type=int, default=3, help="old-way submits a size")
+    parser.add_argument("--database-url", default="", help="e.g. PostgreSQL (else SQLite)")
+    return parser.parse_args()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timed_submits(side: FlowbinSide, folder: str, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        side.post(
+            "/api/v1/flow/run_binary_async",
+            {
+                "binary_path": side.binary_path,
+                "input_dir": folder,
+                "output_dir": f"{side.user}/bench/out-{uuid.uuid4().hex[:8]}",
+            },
+        )
+        times.append(1000 * (time.perf_counter() - began))
+    return times
+
+
+def listing_seconds(settings: Settings, side: FlowbinSide, folder: str, files: int) -> float:
+    """Seconds from a submit until a worker has recorded all ``files`` files of the job."""
+    job_id = side.post(
+        "/api/v1/flow/run_binary_async",
+        {"binary_path": side.binary_path, "input_dir": folder, "output_dir": f"{folder}-out"},
+    )["data"]["job_id"]
+    began = time.perf_counter()
+    reader = create_engine(settings.sql_url)
+
+    def listed() -> bool:
+        with reader.connect() as conn:
+            job = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
+        return job.num_files == files and not job.inputs_pending
+
+    wait_until(listed, 600, "the listing")
+    took = time.perf_counter() - began
+    side.client.get(f"/api/v1/jobs/cancel?job_id={job_id}", headers=side.headers)
+    return took
+
+
+def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
+    sizes = [int(size) for size in args.sizes.split(",")]
+    settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
+    migrate.upgrade(settings.sql_url)
+    user = f"big-{uuid.uuid4().hex[:8]}"
+    with session_scope(settings.sql_url) as session:
+        users.create_user(session, user)
+        token = credentials.create_token(session, user)
+    Drive(settings.drive_root).space_home(user)
+    app = create_app(settings)
+    celery_app = app.extensions["flowbin.celery"]
+    log = data_dir / "worker.log"
+    # A worker for the compile, stopped before anything is timed.
+    worker = start_worker(settings, f"{user}-compile", 1, log)
+    side = FlowbinSide(settings, app.test_client(), token, user)
+    try:
+        wait_until(lambda: celery_app.control.ping(timeout=0.5), 60, "the worker")
+        side.prepare()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    old = replace(settings, input_batch_files=1 << 40, job_window=0)
+    old_side = FlowbinSide(old, create_app(old).test_client(), token, user)
+    old_side.binary_path = side.binary_path
+
+    folders = {}
+    for size in sizes:
+        folder = f"{user}/bench/in-{size}"
+        real = settings.drive_root / folder
+        real.mkdir(parents=True)
+        for number in range(size):
+            (real / f"f{number:06d}.txt").write_bytes(INVOICE)
+        folders[size] = folder
+    store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+    print(f"store: {store}; submit answer time in ms, p50 / p99 / max")
+    timed_submits(side, folders[sizes[0]], 3)  # warm-up: the views, the binary's cache
+    for size in sizes:
+        now = timed_submits(side, folders[size], args.repeat)
+        line = (
+            f"{size:>7} files: {statistics.median(now):8.1f} / {percentile(now, 0.99):8.1f} / "
+            f"{max(now):8.1f} ({args.repeat} submits)"
+        )
+        if size <= args.reference_max:
+            before = timed_submits(old_side, folders[size], args.reference_repeat)
+            line += (
+                f"; reference {statistics.median(before):9.1f} / {max(before):9.1f} "
+                f"({args.reference_repeat} submits)"
+            )
+        print(line, flush=True)
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.client.flushdb()
+
+    biggest = max(sizes)
+    worker = start_worker(settings, f"{user}-list", 2, log)
+    try:
+        wait_until(lambda: celery_app.control.ping(timeout=0.5), 60, "the worker")
+        took = listing_seconds(settings, side, folders[biggest], biggest)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    print(
+        f"listing {biggest} files into the store (a worker, {settings.input_batch_files} a "
+        f"batch): {took:.1f} s, {biggest / took:.0f} files/s"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="flowbin-bigjob-") as tmp:
+        data_dir = Path(tmp) / "var"
+        data_dir.mkdir()
+        with EmbeddedRedis(Path(tmp) / "redis") as server:
+            measure(args, data_dir, server.url)
+
+
+if __name__ == "__main__":
+    main()
