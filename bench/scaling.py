@@ -104,7 +104,7 @@ def measure(deployment: Deployment, binary: str, label: str, workers, runs: int)
     ids = batch_ids(deployment, since)
     pids = {name: deployment.processes.running[name].pid for name in names}
     mains = {f"{name}-main": pid for name, pid in pids.items()}
-    services = {"postgres": "postgres", "redis": "redis-server"}
+    services = {"postgres": "postgres", "redis": "redis-server", "s3": "weed"}
     before = proc_cpu.snapshot(mains, pids, services)
     ticks = cpu_ticks()
     control.add_consumer(queue, destination=hostnames, reply=True)
@@ -123,6 +123,7 @@ def measure(deployment: Deployment, binary: str, label: str, workers, runs: int)
         "workers_cpu_ms": 1000 * sum(spent[n] + spent[f"{n}-main"] for n in names) / runs,
         "postgres_cpu_ms": 1000 * spent["postgres"] / runs,
         "redis_cpu_ms": 1000 * spent["redis"] / runs,
+        "s3_cpu_ms": 1000 * spent["s3"] / runs,
         "busy": busy,
     }
 
@@ -158,14 +159,15 @@ def main() -> None:
                 ]
         finally:
             lab.close()
-    print(f"PostgreSQL, {args.runs} 1-file 3-step jobs per shape, submitted before the workers")
-    print(f"{'shape':28} {'runs/s':>7} {'workers':>9} {'postgres':>9} {'redis':>7} {'busy':>5}")
-    print(f"{'':28} {'':>7} {'CPU ms/run':>9} {'':>9} {'':>7}")
+    print(f"PostgreSQL and SeaweedFS, {args.runs} 1-file 3-step jobs per shape")
+    print(f"{'':36} {'CPU ms per run':-^38}")
+    header = f"{'shape':28} {'runs/s':>7} {'workers':>9} {'postgres':>9} {'redis':>7} {'s3':>7}"
+    print(f"{header} {'busy':>5}")
     for label, figure in figures:
         print(
             f"{label:28} {figure['runs_per_s']:7.1f} {figure['workers_cpu_ms']:9.1f} "
             f"{figure['postgres_cpu_ms']:9.1f} {figure['redis_cpu_ms']:7.1f} "
-            f"{figure['busy']:5.0%}"
+            f"{figure['s3_cpu_ms']:7.1f} {figure['busy']:5.0%}"
         )
 
 
