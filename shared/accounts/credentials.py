@@ -180,6 +180,28 @@ def authenticate(store: Session | Connection, secret: str) -> Principal:
     return identify(store, "bearer", secret)[0]
 
 
+def key_expired(row, now: datetime) -> bool:
+    """Whether the API key of a credential row (``expires_at``) has expired at ``now``."""
+    return row.expires_at is not None and row.expires_at <= now
+
+
+def principal_of(row, credential_id: int) -> Principal:
+    """Who a credential row (the user's ``id``, ``username``, ``is_admin``; the credential's
+    ``key_id`` and ``permissions``) authenticates: a token acts with its user's rights; an API
+    key holds only its permissions, and acts as an admin only with Admin."""
+    if row.key_id is None:
+        return Principal(row.id, row.username, row.is_admin, credential_id=credential_id)
+    permissions = frozenset(Permission(name) for name in row.permissions or ())
+    return Principal(
+        row.id,
+        row.username,
+        row.is_admin and Permission.ADMIN in permissions,
+        permissions=permissions & ALL_PERMISSIONS,
+        key_id=row.key_id,
+        credential_id=credential_id,
+    )
+
+
 def identify(
     store: Session | Connection, scheme: str, credentials: str
 ) -> tuple[Principal, datetime | None]:
@@ -199,19 +221,10 @@ def identify(
         )
     now = datetime.now(UTC)
     if row.key_id is None:
-        return Principal(row.id, row.username, row.is_admin, credential_id=row.credential_id), None
-    expires_at = row.expires_at
-    if expires_at is not None and expires_at <= now:
-        raise Unauthorized(f"the API key expired at {expires_at.isoformat()}: create a new one")
-    permissions = frozenset(Permission(name) for name in row.permissions or ())
-    principal = Principal(
-        row.id,
-        row.username,
-        row.is_admin and Permission.ADMIN in permissions,
-        permissions=permissions & ALL_PERMISSIONS,
-        key_id=row.key_id,
-        credential_id=row.credential_id,
-    )
+        return principal_of(row, row.credential_id), None
+    if key_expired(row, now):
+        raise Unauthorized(f"the API key expired at {row.expires_at.isoformat()}: create a new one")
+    principal = principal_of(row, row.credential_id)
     last_used = row.last_used_at
     stale = last_used is None or now - last_used >= LAST_USED_RESOLUTION
     return principal, now if stale else None

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
+from shared.accounts.credentials import key_expired, principal_of
 from shared.accounts.principal import Principal
 from shared.errors import Unauthorized
-from shared.states import ALL_PERMISSIONS, Permission
 from shared.store.db import connection_of
 from shared.store.models import ApiToken, User
 from shared.store.prepared import Prepared
@@ -38,18 +38,6 @@ def principal_of_credential(store: Session | Connection, credential_id: int) -> 
     """Who the credential ``credential_id`` authenticates now, with the same rights as the
     Authorization header carrying it would have (shared/accounts/credentials.identify)."""
     row = _CREDENTIAL_BY_ID.first(connection_of(store), {"credential_id": credential_id})
-    if row is None:
+    if row is None or (row.key_id is not None and key_expired(row, datetime.now(UTC))):
         raise Unauthorized(SIGNED_OUT)
-    if row.key_id is None:
-        return Principal(row.id, row.username, row.is_admin, credential_id=credential_id)
-    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
-        raise Unauthorized(SIGNED_OUT)
-    permissions = frozenset(Permission(name) for name in row.permissions or ())
-    return Principal(
-        row.id,
-        row.username,
-        row.is_admin and Permission.ADMIN in permissions,
-        permissions=permissions & ALL_PERMISSIONS,
-        key_id=row.key_id,
-        credential_id=credential_id,
-    )
+    return principal_of(row, credential_id)
