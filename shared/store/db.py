@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.store.sqlite_turns import TurnTakingConnection
+
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
     # API, workers and beat write one file from several processes: WAL lets readers go on
@@ -31,7 +33,7 @@ def _begin(conn) -> None:
     if conn.get_execution_options().get("flowbin_read_only"):
         driver.execute("BEGIN")
     else:
-        driver.execute("BEGIN IMMEDIATE")
+        driver.begin_write()  # BEGIN IMMEDIATE, in this file's writers' queue
 
 
 # A pooled connection idle longer than this is pinged before use; one used more recently is
@@ -68,7 +70,14 @@ def engine_for(url: str) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+            engine = create_engine(
+                url,
+                connect_args={
+                    "timeout": 30,
+                    "isolation_level": None,
+                    "factory": TurnTakingConnection,
+                },
+            )
             event.listen(engine, "connect", _tune_sqlite)
             event.listen(engine, "begin", _begin)
         else:

@@ -1,0 +1,114 @@
+"""SQLite: the writers of one database file queue for it on a file lock before BEGIN IMMEDIATE.
+
+SQLite lets one writer in at a time. A writer that finds the file locked sleeps in SQLite's busy
+handler, 1, 2, 5, 10 ms and longer, however soon the lock is given back: with the API, the
+worker processes and beat all writing one file, about one BEGIN in five waited a millisecond or
+more that way (bench/throughput.py). A blocking ``flock`` queues the writers in the kernel
+instead, which wakes the next one as soon as the lock is given back.
+
+SQLite's own lock still decides who writes: a writer that takes no turn (the sqlite3 shell, a
+read-only transaction that writes anyway) is waited for by busy_timeout, as before. A process
+that dies gives its turn back with its file descriptors.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+
+
+class _ThreadTurns(threading.local):
+    """One thread's lock files (one open file description each, so threads exclude each other
+    too) and which of its connections hold each file's turn: a thread that nests two write
+    transactions does not wait for itself here (SQLite's lock then decides, as before)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.fds: dict[str, int] = {}
+        self.holders: dict[str, set[int]] = {}
+
+    def fd(self, path: str) -> int:
+        if self.pid != os.getpid():
+            # A forked child: the inherited descriptors share the parent's lock. Closing them
+            # leaves the parent's turn alone (unlocking them would not).
+            for inherited in self.fds.values():
+                os.close(inherited)
+            self.pid, self.fds, self.holders = os.getpid(), {}, {}
+        fd = self.fds.get(path)
+        if fd is None:
+            fd = self.fds[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return fd
+
+    def take(self, path: str, holder: int) -> None:
+        holders = self.holders.setdefault(path, set())
+        if not holders:
+            fcntl.flock(self.fd(path), fcntl.LOCK_EX)
+        holders.add(holder)
+
+    def give_back(self, path: str, holder: int) -> None:
+        holders = self.holders.get(path)
+        if not holders or holder not in holders or self.pid != os.getpid():
+            return
+        holders.discard(holder)
+        if not holders:
+            fcntl.flock(self.fds[path], fcntl.LOCK_UN)
+
+
+_turns = _ThreadTurns()
+
+
+def lock_path(database: str) -> str | None:
+    """The lock file beside a database file; None for a memory or URI database."""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return f"{database}-writer.lock"
+
+
+class TurnTakingConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions (``begin_write``) wait for their turn, and
+    give it back when they commit, roll back or close."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self._turn_path = lock_path(os.fspath(database))
+        # The thread's turns the turn was taken from: it may be given back on another thread.
+        self._turn_of: _ThreadTurns | None = None
+
+    def begin_write(self) -> None:
+        if self._turn_path is not None and self._turn_of is None:
+            _turns.take(self._turn_path, id(self))
+            self._turn_of = _turns
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        turns, self._turn_of = self._turn_of, None
+        if turns is not None:
+            turns.give_back(self._turn_path, id(self))
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._give_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._give_back()
+
+    def __del__(self) -> None:
+        # Dropped without a close (garbage collected): SQLite's lock goes with it, so must this.
+        self._give_back()
