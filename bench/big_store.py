@@ -14,9 +14,14 @@ ten users, with tags; one running job of --big-files files (half of them done), 
   index: bitmap scans off);
 - ``get_logs`` deep in the big job's log through ``after_id``, against the previous OFFSET page;
 - the plan flip: the first page on a connection that has served ten deep pages, with and
-  without ``plan_cache_mode=force_custom_plan``.
+  without ``plan_cache_mode=force_custom_plan``;
+- ``run_binary_async`` of a 1-file job by one of the ten owners (about a tenth of the jobs are
+  its own), against the same submit on an empty store (a second database, the url's name +
+  ``_empty``, migrated afresh each run), alternating one submit on each. The submits publish
+  to an embedded Redis that no worker reads; the big store's are deleted afterwards.
 
     .venv/bin/python bench/big_store.py [--jobs 1000000] [--queries 200] [--keep]
+        [--data-dir /tmp/flowbin-bench-big]
 """
 
 from __future__ import annotations
@@ -28,23 +33,32 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.app import create_app  # noqa: E402
 from bench.list_latency import ensure_database  # noqa: E402
+from bench.throughput import FLOW, INVOICE, UDF  # noqa: E402
 from shared.accounts.credentials import create_token  # noqa: E402
 from shared.accounts.users import create_user  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from shared.drive import Drive  # noqa: E402
+from shared.flow.compiler import compile_project  # noqa: E402
+from shared.ops.embedded_redis import EmbeddedRedis  # noqa: E402
 from shared.store.db import engine_for, session_scope  # noqa: E402
 from shared.store.migrate import upgrade  # noqa: E402
+from shared.store.models import Job  # noqa: E402
 
 STATUSES = ["complete"] * 6 + ["failed", "cancelled", "running", "queued", "paused"]
 TAGS = [f"t{i}" for i in range(20)]
 BIG = "big-job"
+SUBMITTER = "u3"  # one of the ten owners, so about a tenth of the big store's jobs are its own
 JOB_COLUMNS = [
     *("id", "owner_id", "kind", "status", "message", "flow_type", "binary_path", "binary_hash"),
     *("input_dir", "output_dir", "settings", "priority", "step_timeout", "log_prefix"),
@@ -64,11 +78,15 @@ def _copy(raw, table: str, columns: list[str], rows) -> None:
             copy.write_row(row)
 
 
-def fill(url: str, jobs: int, big_files: int, log_lines: int) -> dict:
+def fresh_schema(url: str) -> None:
     with engine_for(url).begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     upgrade(url)
+
+
+def fill(url: str, jobs: int, big_files: int, log_lines: int) -> dict:
+    fresh_schema(url)
     tokens = {}
     with session_scope(url) as session:
         users = {}
@@ -262,40 +280,92 @@ def plan_flip(url: str, custom: bool, deep: int) -> float:
     return statistics.median(values)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/flowbin_bench_big"
-    )
-    parser.add_argument("--jobs", type=int, default=1_000_000)
-    parser.add_argument("--big-files", type=int, default=50_000)
-    parser.add_argument("--log-lines", type=int, default=500_000)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument(
-        "--keep", action="store_true", help="time the database an earlier run filled (same sizes)"
-    )
-    args = parser.parse_args()
-    url = args.database_url
+def empty_store(url: str) -> tuple[str, str]:
+    """The submit's reference: a second database beside ``url`` (its name + ``_empty``),
+    migrated afresh, holding only the submitting user; its url and the user's token."""
+    target = make_url(url)
+    empty = target.set(database=f"{target.database}_empty").render_as_string(hide_password=False)
+    ensure_database(empty)
+    fresh_schema(empty)
+    with session_scope(empty) as session:
+        create_user(session, SUBMITTER)
+        token = create_token(session, SUBMITTER)
+    return empty, token
 
-    from api.app import create_app
+
+def submit_inputs(settings: Settings) -> tuple[str, str]:
+    """The throughput bench's flow compiled into the submitter's drive, and an input folder of
+    one file: their drive paths. Compiled here rather than by a worker (as the API would have
+    it), which is only safe because the UDF it imports is this bench's own two lines."""
+    project = Drive(settings.drive_root).space_home(SUBMITTER) / "bench"
+    for relative, data in (
+        ("flows/bench.ibflow", FLOW.encode()),
+        ("udfs/tag.py", UDF.encode()),
+        ("data/input/invoice.txt", INVOICE),
+    ):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_bytes(data)
+    artifact = compile_project(
+        project, "Single Flow", {"flow_file": "flows/bench.ibflow"}, compiled_by=SUBMITTER
+    )
+    binary = project / "build" / "bin" / artifact.file_name
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_bytes(artifact.data)
+    return f"{SUBMITTER}/bench/build/bin/{artifact.file_name}", f"{SUBMITTER}/bench/data/input"
+
+
+def submitter(client, token: str, binary: str, folder: str, job_ids: list[str]):
+    """A submit of the 1-file job; the server picks the job id, kept in ``job_ids``."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def call():
+        body = {
+            "binary_path": binary,
+            "input_dir": folder,
+            "output_dir": f"{SUBMITTER}/bench/out/{uuid.uuid4().hex}",
+        }
+        response = client.post("/api/v1/flow/run_binary_async", json=body, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        job_ids.append(response.get_json()["data"]["job_id"])
+
+    return call
+
+
+def timed_alternately(calls: list[Callable[[], object]], times: int) -> list[tuple[float, float]]:
+    """``timed`` for several calls, one of each in turn, so that a busy spell of the shared
+    host falls on all of them rather than on whichever ran then."""
+    for call in calls:
+        call()  # warm
+    values = [[] for _ in calls]
+    for _ in range(times):
+        for call, spent in zip(calls, values, strict=True):
+            begin = time.perf_counter()
+            call()
+            spent.append((time.perf_counter() - begin) * 1000)
+    return [(statistics.median(spent), percentile(spent, 99)) for spent in values]
+
+
+def time_submit(settings: Settings, client, token: str, times: int) -> tuple[tuple, tuple]:
+    """p50/p99 of the submit on the big store (through ``client``) and on an empty one; the big
+    store's submitted jobs are deleted afterwards, so that a --keep run finds it as filled."""
+    empty_url, empty_token = empty_store(settings.database_url)
+    binary, folder = submit_inputs(settings)
+    big_ids: list[str] = []
+    big = submitter(client, token, binary, folder, big_ids)
+    empty_app = create_app(replace(settings, database_url=empty_url))
+    empty = submitter(empty_app.test_client(), empty_token, binary, folder, [])
+    try:
+        on_big, on_empty = timed_alternately([big, empty], times)
+    finally:
+        with engine_for(settings.database_url).begin() as conn:
+            conn.execute(delete(Job).where(Job.id.in_(big_ids)))
+    return on_big, on_empty
+
+
+def time_reads(args: argparse.Namespace, client, facts: dict) -> None:
     from shared.jobs.listing import Cursor
 
-    ensure_database(url)
-    started = time.perf_counter()
-    if args.keep:
-        facts = filled(url, args.jobs, args.log_lines)
-    else:
-        facts = fill(url, args.jobs, args.big_files, args.log_lines)
-        print(f"filled {args.jobs} jobs (+1 of {args.big_files} files, {args.log_lines} log "
-              f"lines) in {time.perf_counter() - started:.0f} s")  # fmt: skip
-    app = create_app(
-        Settings(
-            database_url=url,
-            redis_url="redis://127.0.0.1:1/0",  # these reads never touch the broker
-            data_dir=Path("/tmp/flowbin-bench-big"),
-        )
-    )
-    client = app.test_client()
+    url = args.database_url
     tokens = facts["tokens"]
 
     def get(path: str, user: str = "admin") -> Callable[[], object]:
@@ -367,10 +437,51 @@ def main() -> None:
             r50, r99 = timed(reference, max(10, times // 2))
             shown += f" | {r50:{width}.1f}ms {r99:5.1f}ms"
         print(shown, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/flowbin_bench_big"
+    )
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--big-files", type=int, default=50_000)
+    parser.add_argument("--log-lines", type=int, default=500_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--keep", action="store_true", help="time the database an earlier run filled (same sizes)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("/tmp/flowbin-bench-big"), help="drive and Redis"
+    )
+    args = parser.parse_args()
+    url = args.database_url
+
+    ensure_database(url)
+    started = time.perf_counter()
+    if args.keep:
+        facts = filled(url, args.jobs, args.log_lines)
+    else:
+        facts = fill(url, args.jobs, args.big_files, args.log_lines)
+        print(f"filled {args.jobs} jobs (+1 of {args.big_files} files, {args.log_lines} log "
+              f"lines) in {time.perf_counter() - started:.0f} s")  # fmt: skip
+    # The reads never touch the broker; each submit publishes its first step, which no
+    # worker takes: they go with the server, which keeps nothing on disk.
+    with EmbeddedRedis(args.data_dir / "redis", appendonly=False) as broker:
+        settings = Settings(database_url=url, redis_url=broker.url, data_dir=args.data_dir / "var")
+        client = create_app(settings).test_client()
+        time_reads(args, client, facts)
+        token = facts["tokens"][SUBMITTER]
+        on_big, on_empty = time_submit(settings, client, token, args.queries)
+    print(f"{'submit, 1-file job':38s} {on_big[0]:7.1f}ms {on_big[1]:5.1f}ms")
     print(
         "plan flip, first page after ten deep pages on one connection: "
-        f"{plan_flip(url, False, deep):.1f} ms with the default plan cache, "
-        f"{plan_flip(url, True, deep):.1f} ms with force_custom_plan"
+        f"{plan_flip(url, False, args.jobs // 2):.1f} ms with the default plan cache, "
+        f"{plan_flip(url, True, args.jobs // 2):.1f} ms with force_custom_plan"
+    )
+    print(
+        f"submit, 1-file job ({args.queries} each, alternating): big store p50 {on_big[0]:.1f} "
+        f"ms p99 {on_big[1]:.1f} ms; empty store p50 {on_empty[0]:.1f} ms p99 {on_empty[1]:.1f} ms"
     )
 
 
