@@ -20,29 +20,41 @@ ten users, with tags; one running job of --big-files files (half of them done), 
   ``_empty``, migrated afresh each run), alternating one submit on each. The submits publish
   to an embedded Redis that no worker reads; the big store's are deleted afterwards.
 
-    .venv/bin/python bench/big_store.py [--jobs 1000000] [--queries 200] [--keep]
-        [--data-dir /tmp/flowbin-bench-big]
+With ``--http`` every read is also timed over real HTTP: the same app and settings served by
+gunicorn as the Procfile's ``api`` line starts it, on ``--http-port``, read through one
+keep-alive ``requests.Session`` (a polling client), one in-process read and one over HTTP in
+turn. gunicorn's log goes to ``<data dir>/gunicorn.log``.
+
+    .venv/bin/python bench/big_store.py [--jobs 1000000] [--queries 200] [--keep] [--http]
+        [--http-port 5683] [--data-dir /tmp/flowbin-bench-big]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import requests
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from api.app import create_app  # noqa: E402
+from bench.drive_transfer import wait_healthy  # noqa: E402
 from bench.list_latency import ensure_database  # noqa: E402
 from bench.throughput import FLOW, INVOICE, UDF  # noqa: E402
 from shared.accounts.credentials import create_token  # noqa: E402
@@ -362,18 +374,87 @@ def time_submit(settings: Settings, client, token: str, times: int) -> tuple[tup
     return on_big, on_empty
 
 
-def time_reads(args: argparse.Namespace, client, facts: dict) -> None:
+def procfile_command(process: str) -> str:
+    """The command line of one of the Procfile's processes."""
+    procfile = REPO / "Procfile"
+    for line in procfile.read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return command.strip()
+    raise SystemExit(f"no {process!r} process in {procfile}")
+
+
+@contextmanager
+def served_over_http(settings: Settings, log: Path) -> Iterator[str]:
+    """The app under gunicorn, started by the Procfile's own ``api`` line (its workers,
+    threads, keep-alive and api/gunicorn_conf.py) with ``settings`` in its environment: the
+    base url while it answers; stopped on the way out, also on error."""
+    with socket.socket() as probe:
+        # A server already there would answer the health check and be timed in our place.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.api_host, settings.api_port))
+        except OSError as exc:
+            raise SystemExit(
+                f"{settings.api_host}:{settings.api_port} is taken ({exc}): pass another "
+                "--http-port"
+            ) from exc
+    env = {**os.environ, **settings.to_env()}
+    # The Procfile names a bare `gunicorn`: the one beside this interpreter, as `flowbin up`
+    # finds it.
+    env["PATH"] = os.pathsep.join(
+        filter(None, [str(Path(sys.executable).parent), env.get("PATH", "")])
+    )
+    # `exec`, as honcho's shell would not: so that terminate() reaches gunicorn's master,
+    # which then stops its workers.
+    command = ["/bin/sh", "-c", f"exec {procfile_command('api')}"]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=sink)
+    try:
+        url = f"http://{settings.api_host}:{settings.api_port}"
+        # Both workers import the app on a host that may be busy: a generous deadline.
+        wait_healthy(url, server, timeout=120)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def figures(timing: tuple[float, float] | None, width: int) -> str:
+    """One column's p50 and p99 (blank without a timing), ``width`` wide with its p99."""
+    if timing is None:
+        return " " * (width + 8)
+    return f"{timing[0]:{width - 2}.1f}ms {timing[1]:5.1f}ms"
+
+
+def time_reads(args: argparse.Namespace, client, base_url: str | None, facts: dict) -> None:
+    """Each read's p50/p99 in process, over HTTP when ``base_url`` is given, and its store
+    reads now and before, as one table."""
     from shared.jobs.listing import Cursor
 
     url = args.database_url
     tokens = facts["tokens"]
+    # One keep-alive connection for every read over HTTP, as a client polling the API keeps.
+    http = requests.Session() if base_url else None
 
-    def get(path: str, user: str = "admin") -> Callable[[], object]:
-        def call():
-            response = client.get(path, headers={"Authorization": f"Bearer {tokens[user]}"})
+    def get(path: str, user: str = "admin") -> list[Callable[[], object]]:
+        """The read in process and, with a server, the same read over HTTP."""
+        headers = {"Authorization": f"Bearer {tokens[user]}"}
+
+        def in_process():
+            response = client.get(path, headers=headers)
             assert response.status_code == 200, (path, response.get_json())
 
-        return call
+        def over_http():
+            response = http.get(base_url + path, headers=headers, timeout=60)
+            assert response.status_code == 200, (path, response.text[:500])
+
+        return [in_process, over_http] if http else [in_process]
 
     with session_scope(url, read_only=True) as session:
         from shared.store.models import Job
@@ -422,21 +503,31 @@ def time_reads(args: argparse.Namespace, client, facts: dict) -> None:
          get(f"/api/v1/jobs/get_logs?job_id={BIG}&after_id={facts['line']}", "u0"),
          lambda: store_logs(url, facts["line"]), lambda: old_logs(url, line)),
     ]  # fmt: skip
+    # (title, width of its p50): the request's columns, then its store reads'.
+    request_columns = [("in process", 14)] + ([("over HTTP", 13)] if http else [])
+    store_columns = [("store now", 13), ("store before", 16)]
     print(
-        f"{'request':38s} {'HTTP p50':>9s} {'p99':>7s} | {'store now p50':>13s} {'p99':>7s} "
-        f"| {'store before p50':>16s} {'p99':>7s}"
+        f"{'request':38s} "
+        + " | ".join(
+            f"{title + ' p50':>{width}s} {'p99':>7s}"
+            for title, width in request_columns + store_columns
+        )
     )
-    for name, call, now, before in rows:
+    for name, reads, now, before in rows:
         slow = "offset" in name or "partial" in name or "page at" in name or "logs" in name
         times = max(20, n // 5) if slow else n
-        shown = f"{name:38s} " + "{:7.1f}ms {:5.1f}ms".format(*timed(call, times))
-        for reference, width in ((now, 11), (before, 14)):
-            if reference is None:
-                shown += " | " + " " * (width + 11)
-                continue
-            r50, r99 = timed(reference, max(10, times // 2))
-            shown += f" | {r50:{width}.1f}ms {r99:5.1f}ms"
-        print(shown, flush=True)
+        cells = [
+            figures(timing, width)
+            for timing, (_, width) in zip(
+                timed_alternately(reads, times), request_columns, strict=True
+            )
+        ]
+        for reference, (_, width) in zip((now, before), store_columns, strict=True):
+            timing = timed(reference, max(10, times // 2)) if reference else None
+            cells.append(figures(timing, width))
+        print(f"{name:38s} " + " | ".join(cells), flush=True)
+    if http:
+        http.close()
 
 
 def main() -> None:
@@ -454,6 +545,10 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path("/tmp/flowbin-bench-big"), help="drive and Redis"
     )
+    parser.add_argument(
+        "--http", action="store_true", help="time the reads over HTTP too, under gunicorn"
+    )
+    parser.add_argument("--http-port", type=int, default=5683)
     args = parser.parse_args()
     url = args.database_url
 
@@ -468,12 +563,24 @@ def main() -> None:
     # The reads never touch the broker; each submit publishes its first step, which no
     # worker takes: they go with the server, which keeps nothing on disk.
     with EmbeddedRedis(args.data_dir / "redis", appendonly=False) as broker:
-        settings = Settings(database_url=url, redis_url=broker.url, data_dir=args.data_dir / "var")
+        settings = Settings(
+            database_url=url,
+            redis_url=broker.url,
+            # Absolute: gunicorn runs from the checkout.
+            data_dir=args.data_dir.resolve() / "var",
+            api_port=args.http_port,
+        )
         client = create_app(settings).test_client()
-        time_reads(args, client, facts)
+        server = (
+            served_over_http(settings, args.data_dir / "gunicorn.log")
+            if args.http
+            else nullcontext()
+        )
+        with server as base_url:
+            time_reads(args, client, base_url, facts)
         token = facts["tokens"][SUBMITTER]
         on_big, on_empty = time_submit(settings, client, token, args.queries)
-    print(f"{'submit, 1-file job':38s} {on_big[0]:7.1f}ms {on_big[1]:5.1f}ms")
+    print(f"{'submit, 1-file job':38s} {figures(on_big, 14)}")
     print(
         "plan flip, first page after ten deep pages on one connection: "
         f"{plan_flip(url, False, args.jobs // 2):.1f} ms with the default plan cache, "
