@@ -14,9 +14,12 @@ that dies gives its turn back with its file descriptors.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
+
+log = logging.getLogger(__name__)
 
 
 class _ThreadTurns(threading.local):
@@ -41,11 +44,19 @@ class _ThreadTurns(threading.local):
             fd = self.fds[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         return fd
 
-    def take(self, path: str, holder: int) -> None:
+    def take(self, path: str, holder: int) -> bool:
+        """Wait for the file's turn; False if its lock file cannot be opened (then SQLite's busy
+        handler alone queues this writer, as it did before turns)."""
         holders = self.holders.setdefault(path, set())
         if not holders:
-            fcntl.flock(self.fd(path), fcntl.LOCK_EX)
+            try:
+                fd = self.fd(path)
+            except OSError:
+                log.warning("cannot open %s: SQLite writers wait without turns", path)
+                return False
+            fcntl.flock(fd, fcntl.LOCK_EX)
         holders.add(holder)
+        return True
 
     def give_back(self, path: str, holder: int) -> None:
         holders = self.holders.get(path)
@@ -60,10 +71,11 @@ _turns = _ThreadTurns()
 
 
 def lock_path(database: str) -> str | None:
-    """The lock file beside a database file; None for a memory or URI database."""
+    """The lock file beside a database file (absolute, as SQLite resolves the file when it opens
+    it, so a later change of directory changes neither); None for a memory or URI database."""
     if database in ("", ":memory:") or database.startswith("file:"):
         return None
-    return f"{database}-writer.lock"
+    return f"{os.path.abspath(database)}-writer.lock"
 
 
 class TurnTakingConnection(sqlite3.Connection):
@@ -77,8 +89,11 @@ class TurnTakingConnection(sqlite3.Connection):
         self._turn_of: _ThreadTurns | None = None
 
     def begin_write(self) -> None:
-        if self._turn_path is not None and self._turn_of is None:
-            _turns.take(self._turn_path, id(self))
+        if (
+            self._turn_path is not None
+            and self._turn_of is None
+            and _turns.take(self._turn_path, id(self))
+        ):
             self._turn_of = _turns
         try:
             self.execute("BEGIN IMMEDIATE")

@@ -135,6 +135,24 @@ def test_memory_and_uri_databases_take_no_turns():
     assert lock_path("/var/flowbin/flowbin.db") == "/var/flowbin/flowbin.db-writer.lock"
 
 
+def test_a_relative_database_path_locks_beside_the_file_it_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert lock_path("var/flowbin.db") == f"{tmp_path}/var/flowbin.db-writer.lock"
+
+
+def test_a_writer_that_cannot_open_the_lock_file_still_writes(tmp_path):
+    # The lock file's folder is gone: SQLite's own lock (busy_timeout) still queues the writer.
+    database = tmp_path / "store.db"
+    conn = sqlite_turns.TurnTakingConnection(str(database), isolation_level=None)
+    conn._turn_path = str(tmp_path / "missing" / "store.db-writer.lock")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    conn.begin_write()
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    conn.close()
+
+
 def _count(url: str) -> int:
     with db.connection_scope(url, read_only=True) as conn:
         return conn.scalar(text("SELECT count(*) FROM t"))
