@@ -101,6 +101,19 @@ def test_a_second_writer_waits_for_the_turn_then_goes(store):
     assert _count(url) == 2
 
 
+def test_a_writer_goes_on_without_a_turn_held_too_long(store, monkeypatch):
+    url, lock = store
+    monkeypatch.setattr(sqlite_turns, "TURN_TIMEOUT", 0.2)
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a writer stuck with its turn, outside any transaction
+    try:
+        with db.connection_scope(url) as conn:  # waits 0.2 s, then SQLite's lock decides
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        os.close(holder)
+    assert _count(url) == 1
+
+
 def test_a_forked_child_queues_on_its_own_turn(store):
     url, lock = store
     with db.connection_scope(url) as conn:
