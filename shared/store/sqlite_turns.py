@@ -36,13 +36,17 @@ class _ThreadTurns(threading.local):
         self.fds: dict[str, int] = {}
         self.holders: dict[str, set[int]] = {}
 
-    def fd(self, path: str) -> int:
+    def _forget_parents(self) -> None:
+        """In a forked child, drop what it inherited: the parent's descriptors share the
+        parent's lock, and closing them leaves the parent's turn alone (unlocking them would
+        not); the parent's holders are not this process's."""
         if self.pid != os.getpid():
-            # A forked child: the inherited descriptors share the parent's lock. Closing them
-            # leaves the parent's turn alone (unlocking them would not).
             for inherited in self.fds.values():
                 os.close(inherited)
             self.pid, self.fds, self.holders = os.getpid(), {}, {}
+
+    def fd(self, path: str) -> int:
+        self._forget_parents()
         fd = self.fds.get(path)
         if fd is None:
             fd = self.fds[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -51,6 +55,7 @@ class _ThreadTurns(threading.local):
     def take(self, path: str, holder: int) -> bool:
         """Wait for the file's turn; False if its lock file cannot be opened (then SQLite's busy
         handler alone queues this writer, as it did before turns)."""
+        self._forget_parents()  # before reading holders: a child's start afresh
         holders = self.holders.setdefault(path, set())
         if not holders:
             try:
@@ -65,8 +70,9 @@ class _ThreadTurns(threading.local):
         return True
 
     def give_back(self, path: str, holder: int) -> None:
+        self._forget_parents()  # a turn the parent took is the parent's to give back
         holders = self.holders.get(path)
-        if not holders or holder not in holders or self.pid != os.getpid():
+        if not holders or holder not in holders:
             return
         holders.discard(holder)
         if not holders:

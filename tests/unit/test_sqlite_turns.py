@@ -130,6 +130,26 @@ def test_a_forked_child_queues_on_its_own_turn(store):
         assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_forked_child_gives_back_the_turns_it_takes(store):
+    url, lock = store
+    with db.connection_scope(url) as conn:  # the parent has taken and given back a turn
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    pid = os.fork()
+    if pid == 0:  # the child writes, then its turn must be free for others
+        code = 1
+        try:
+            db.forget_connections()
+            with db.connection_scope(url) as conn:
+                conn.execute(text("INSERT INTO t VALUES (2)"))
+            code = 0 if turn_is_free(lock) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert turn_is_free(lock)
+    assert _count(url) == 2
+
+
 def test_a_thread_nesting_two_writes_does_not_wait_for_itself(tmp_path):
     lock = str(tmp_path / "nested.lock")
     turns = _ThreadTurns()
