@@ -26,15 +26,17 @@ import time
 log = logging.getLogger(__name__)
 
 
-class _ThreadTurns(threading.local):
+class _Turns:
     """One thread's lock files (one open file description each, so threads exclude each other
     too) and which of its connections hold each file's turn: a thread that nests two write
-    transactions does not wait for itself here (SQLite's lock then decides, as before)."""
+    transactions does not wait for itself here (SQLite's lock then decides, as before). A turn
+    may be given back on another thread (a connection collected there), hence the lock."""
 
     def __init__(self):
         self.pid = os.getpid()
         self.fds: dict[str, int] = {}
         self.holders: dict[str, set[int]] = {}
+        self.lock = threading.Lock()
 
     def _forget_parents(self) -> None:
         """In a forked child, drop what it inherited: the parent's descriptors share the
@@ -55,31 +57,38 @@ class _ThreadTurns(threading.local):
     def take(self, path: str, holder: int) -> bool:
         """Wait for the file's turn; False if its lock file cannot be opened (then SQLite's busy
         handler alone queues this writer, as it did before turns)."""
-        self._forget_parents()  # before reading holders: a child's start afresh
-        holders = self.holders.setdefault(path, set())
-        if not holders:
-            try:
-                fd = self.fd(path)
-            except OSError:
-                log.warning("cannot open %s: SQLite writers wait without turns", path)
-                return False
-            if not _wait_for_lock(fd):
-                log.warning("waited %.0f s for %s: going on without a turn", TURN_TIMEOUT, path)
-                return False
-        holders.add(holder)
-        return True
+        with self.lock:
+            self._forget_parents()  # before reading holders: a child's start afresh
+            holders = self.holders.setdefault(path, set())
+            if not holders:
+                try:
+                    fd = self.fd(path)
+                except OSError:
+                    log.warning("cannot open %s: SQLite writers wait without turns", path)
+                    return False
+                if not _wait_for_lock(fd):
+                    log.warning("waited %.0f s for %s: going on without a turn", TURN_TIMEOUT, path)
+                    return False
+            holders.add(holder)
+            return True
 
     def give_back(self, path: str, holder: int) -> None:
-        self._forget_parents()  # a turn the parent took is the parent's to give back
-        holders = self.holders.get(path)
-        if not holders or holder not in holders:
-            return
-        holders.discard(holder)
-        if not holders:
-            fcntl.flock(self.fds[path], fcntl.LOCK_UN)
+        with self.lock:
+            self._forget_parents()  # a turn the parent took is the parent's to give back
+            holders = self.holders.get(path)
+            if not holders or holder not in holders:
+                return
+            holders.discard(holder)
+            if not holders:
+                fcntl.flock(self.fds[path], fcntl.LOCK_UN)
 
 
-_turns = _ThreadTurns()
+class _PerThread(threading.local):
+    def __init__(self):
+        self.turns = _Turns()
+
+
+_local = _PerThread()
 
 # As long as SQLite's busy_timeout (shared/store/db.py): past it, SQLite's lock decides alone.
 TURN_TIMEOUT = 30.0
@@ -117,16 +126,15 @@ class TurnTakingConnection(sqlite3.Connection):
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
         self._turn_path = lock_path(os.fspath(database))
-        # The thread's turns the turn was taken from: it may be given back on another thread.
-        self._turn_of: _ThreadTurns | None = None
+        # The turns of the thread that took this connection's turn: it may be given back on
+        # another thread.
+        self._turn_of: _Turns | None = None
 
     def begin_write(self) -> None:
-        if (
-            self._turn_path is not None
-            and self._turn_of is None
-            and _turns.take(self._turn_path, id(self))
-        ):
-            self._turn_of = _turns
+        if self._turn_path is not None and self._turn_of is None:
+            turns = _local.turns
+            if turns.take(self._turn_path, id(self)):
+                self._turn_of = turns
         try:
             self.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -158,4 +166,5 @@ class TurnTakingConnection(sqlite3.Connection):
 
     def __del__(self) -> None:
         # Dropped without a close (garbage collected): SQLite's lock goes with it, so must this.
-        self._give_back()
+        if getattr(self, "_turn_of", None) is not None:
+            self._give_back()

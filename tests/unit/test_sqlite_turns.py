@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.store import db, sqlite_turns
-from shared.store.sqlite_turns import _ThreadTurns, lock_path
+from shared.store.sqlite_turns import _Turns, lock_path
 
 
 def turn_is_free(path: str) -> bool:
@@ -120,7 +120,7 @@ def test_a_forked_child_queues_on_its_own_turn(store):
         conn.execute(text("INSERT INTO t VALUES (1)"))
         pid = os.fork()
         if pid == 0:  # the child: its inherited lock file must not pass for a turn of its own
-            fd = sqlite_turns._turns.fd(lock)
+            fd = sqlite_turns._local.turns.fd(lock)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os._exit(1)  # it got the turn the parent holds
@@ -150,9 +150,21 @@ def test_a_forked_child_gives_back_the_turns_it_takes(store):
     assert _count(url) == 2
 
 
+def test_a_turn_taken_on_one_thread_is_given_back_on_another(store):
+    url, lock = store
+    raw = db.engine_for(url).raw_connection()
+    raw.driver_connection.begin_write()
+    assert not turn_is_free(lock)
+    ended = threading.Thread(target=raw.driver_connection.rollback)
+    ended.start()
+    ended.join(10)
+    assert turn_is_free(lock)
+    raw.close()
+
+
 def test_a_thread_nesting_two_writes_does_not_wait_for_itself(tmp_path):
     lock = str(tmp_path / "nested.lock")
-    turns = _ThreadTurns()
+    turns = _Turns()
     turns.take(lock, holder=1)
     turns.take(lock, holder=2)  # returns at once: the thread already holds the turn
     turns.give_back(lock, holder=1)
