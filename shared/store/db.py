@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.store.sqlite_turns import TurnTakingConnection
+from shared.store.sqlite_turns import BUSY_TIMEOUT, TurnTakingConnection
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
@@ -17,7 +17,7 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     # while one writes, and busy_timeout makes a writer wait instead of failing at once.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -73,7 +73,7 @@ def engine_for(url: str) -> Engine:
             engine = create_engine(
                 url,
                 connect_args={
-                    "timeout": 30,
+                    "timeout": BUSY_TIMEOUT,
                     "isolation_level": None,
                     "factory": TurnTakingConnection,
                 },

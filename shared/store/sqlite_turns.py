@@ -90,8 +90,10 @@ class _PerThread(threading.local):
 
 _local = _PerThread()
 
-# As long as SQLite's busy_timeout (shared/store/db.py): past it, SQLite's lock decides alone.
-TURN_TIMEOUT = 30.0
+# SQLite's busy_timeout, seconds (shared/store/db.py sets it on every connection).
+BUSY_TIMEOUT = 30
+# As long as that: past it, SQLite's lock decides alone.
+TURN_TIMEOUT = float(BUSY_TIMEOUT)
 # Most turns come within a couple of milliseconds (a step's transaction is shorter): tried again
 # every 50 us that long, then less and less often, up to every millisecond.
 _SHORT_PAUSE, _SHORT_WAIT, _LONGEST_PAUSE = 50e-6, 2e-3, 1e-3
