@@ -49,10 +49,11 @@ from pathlib import Path
 import redis
 
 from shared.config import Settings
+from shared.engine.scheduling import NextStep, StepCall
 from shared.ops.embedded_redis import HOST, EmbeddedRedis, free_port
 from workers.app import HARD_LIMIT_GRACE, create_celery_app
 from workers.names import NOOP
-from workers.publisher import broker_priority
+from workers.publisher import broker_priority, step_label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import PRIORITY, REPO, STEP_LIMIT, start_worker, wait_until  # noqa: E402
@@ -189,13 +190,14 @@ class Bench:
         with self.app.producer_or_acquire() as producer:
             for index in range(first, first + count):
                 file_index, step_index = divmod(index, STEPS_PER_FILE)
+                step = NextStep(StepCall(self.job_id, file_index, step_index), PRIORITY, STEP_LIMIT)
                 self.app.send_task(
                     NOOP,
                     args=(file_index, step_index, done_key),
-                    argsrepr=f"job={self.job_id} file={file_index} step={step_index}",
-                    priority=broker_priority(PRIORITY),
-                    soft_time_limit=STEP_LIMIT,
-                    time_limit=STEP_LIMIT + HARD_LIMIT_GRACE,
+                    argsrepr=step_label(step),  # what Flowbin's steps show in Flower
+                    priority=broker_priority(step.priority),
+                    soft_time_limit=step.time_limit,
+                    time_limit=step.time_limit + HARD_LIMIT_GRACE,
                     ignore_result=True,
                     producer=producer,
                 )
