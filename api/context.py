@@ -12,7 +12,7 @@ from shared.accounts.access import drive_for
 from shared.config import Settings
 from shared.drive import Drive
 from shared.engine.broker_work import Publisher
-from shared.store.db import session_scope
+from shared.store.db import session_scope, statement_session
 
 
 def settings() -> Settings:
@@ -22,6 +22,12 @@ def settings() -> Settings:
 def store(read_only: bool = False) -> AbstractContextManager[Session]:
     """A store transaction; ``read_only`` ones must not write (on SQLite they take no lock)."""
     return session_scope(settings().sql_url, read_only=read_only)
+
+
+def store_statements() -> AbstractContextManager[Session]:
+    """A session for reads that are each one statement: no transaction's round trips on
+    PostgreSQL. It must not write."""
+    return statement_session(settings().sql_url)
 
 
 def guarded_drive() -> Drive:

@@ -63,7 +63,7 @@ from shared.config import Settings  # noqa: E402
 from shared.drive import Drive  # noqa: E402
 from shared.flow.compiler import compile_project  # noqa: E402
 from shared.ops.embedded_redis import EmbeddedRedis  # noqa: E402
-from shared.store.db import engine_for, session_scope  # noqa: E402
+from shared.store.db import engine_for, session_scope, statement_session  # noqa: E402
 from shared.store.migrate import upgrade  # noqa: E402
 from shared.store.models import Job  # noqa: E402
 
@@ -249,13 +249,13 @@ def old_logs(url: str, offset: int) -> None:
 
 
 def store_status(url: str, job_id: str) -> None:
-    """The store reads ``jobs/status`` makes now: the job's row, and whether a step runs."""
-    from shared.jobs.summary import jobs_with_running_steps, run_summaries
-    from shared.store.models import Job
+    """The store read ``jobs/status`` makes now (shared/jobs/job_status.py): one statement for
+    the job's row, its shard sums, its review counts and whether a step runs, as an admin."""
+    from shared.accounts.principal import Principal
+    from shared.jobs.job_status import job_status
 
-    with session_scope(url, read_only=True) as session:
-        job = session.get(Job, job_id)
-        run_summaries(session, [job]), jobs_with_running_steps(session, [job_id])
+    with statement_session(url) as session:
+        job_status(session, Principal(user_id=1, username="admin", is_admin=True), job_id)
 
 
 def store_list(url: str, **wanted) -> None:

@@ -15,7 +15,7 @@ from api.account_schemas import (
     SetCollaborationArgs,
 )
 from api.blueprint import Blueprint, principal
-from api.context import publisher, settings, store
+from api.context import publisher, settings, store, store_statements
 from api.job_schemas import (
     BulkArgs,
     BulkResponse,
@@ -32,6 +32,7 @@ from api.presenters import seed_list_item, seed_status
 from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
 from shared.accounts.access import JobNeed, get_job_for
 from shared.engine.broker_work import BrokerWork
+from shared.jobs.job_status import job_status
 from shared.jobs.listing import Cursor, JobFilter, list_jobs, pipeline_ids_of, usernames
 from shared.jobs.log import read_logs
 from shared.jobs.store import tags_of
@@ -70,12 +71,9 @@ class JobStatusView(MethodView):
     @blp.response(200, StatusResponse)
     def get(self, args):
         """Current status of a job; results once it is done"""
-        with store(read_only=True) as session:
-            job = get_job_for(session, principal(), args["job_id"])
-            summaries = run_summaries(session, [job])
-            metrics = review_metrics(session, [job], summaries)
-            running = bool(jobs_with_running_steps(session, [job.id]))
-        return seed_status(job, summaries[job.id], running, metrics[job.id])
+        with store_statements() as session:
+            read = job_status(session, principal(), args["job_id"])
+        return seed_status(read.job, read.summary, read.steps_running, read.review_metrics)
 
 
 @blp.route("/get_logs")

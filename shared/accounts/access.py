@@ -189,7 +189,13 @@ def job_and_grant(
 ) -> tuple[Job, JobGrant]:
     if not job_id:
         raise InvalidRequest("job_id is required")
-    job = session.get(Job, job_id)
+    return checked_grant(session, principal, job_id, session.get(Job, job_id), need)
+
+
+def checked_grant(
+    session: Session, principal: Principal, job_id: str, job: Job | None, need: JobNeed
+) -> tuple[Job, JobGrant]:
+    """``job_and_grant`` for a job the caller read itself (None: it does not exist)."""
     grant = grant_on(session, principal, job) if job is not None else None
     if grant is None:
         raise NotFound(f"no job with id {job_id!r}")

@@ -74,3 +74,9 @@ def jobs_with_running_steps(session: Session, job_ids: list[str]) -> set[str]:
         select(JobFile.job_id).where(claimed_file(), JobFile.claimed_until > now)
     )
     return set(running) & set(job_ids)
+
+
+def flow_review_metrics(stopped: int, reviewed: int, reviewed_in_current_stop: int) -> dict:
+    """``reviewed``: records ever reviewed; ``pending``: records stopped at a checkpoint now
+    and not reviewed since they stopped."""
+    return {"reviewed": reviewed, "pending": max(0, stopped - reviewed_in_current_stop)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from shared.jobs.summary import RunSummary
+from shared.jobs.summary import RunSummary, flow_review_metrics
 from shared.states import JobKind, JobStatus
 from shared.store.models import Job, RecordReview
 
@@ -31,14 +31,10 @@ def review_metrics(
         )
         counts = {job_id: (reviewed, int(current or 0)) for job_id, reviewed, current in rows}
     return {
-        job.id: metrics(summaries[job.id].num_checkpoint_failed, *counts.get(job.id, (0, 0)))
+        job.id: flow_review_metrics(
+            summaries[job.id].num_checkpoint_failed, *counts.get(job.id, (0, 0))
+        )
         if job.kind == JobKind.FLOW
         else None
         for job in jobs
     }
-
-
-def metrics(stopped: int, reviewed: int, reviewed_in_current_stop: int) -> dict:
-    """``reviewed``: records ever reviewed; ``pending``: records stopped at a checkpoint now
-    and not reviewed since they stopped."""
-    return {"reviewed": reviewed, "pending": max(0, stopped - reviewed_in_current_stop)}

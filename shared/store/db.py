@@ -63,7 +63,7 @@ def _pinger(dialect):
 
 _engines: dict[str, Engine] = {}
 _engine_variants: dict[tuple[str, str], Engine] = {}
-_sessionmakers: dict[tuple[str, bool], sessionmaker[Session]] = {}
+_sessionmakers: dict[tuple[str, bool | str], sessionmaker[Session]] = {}
 
 
 def engine_for(url: str) -> Engine:
@@ -142,6 +142,24 @@ def statement_scope(url: str, *, read_only: bool = False) -> Iterator[Connection
         return
     with _variant(url, "autocommit", isolation_level="AUTOCOMMIT").connect() as conn:
         yield conn
+
+
+@contextmanager
+def statement_session(url: str) -> Iterator[Session]:
+    """An ORM session for reads whose statements each stand on their own, as
+    ``statement_scope``'s: in autocommit on PostgreSQL (no BEGIN and COMMIT round trips), in a
+    read-only transaction on SQLite. It must not write."""
+    if url.startswith("sqlite"):
+        with session_scope(url, read_only=True) as session:
+            yield session
+        return
+    key = (url, "autocommit")
+    maker = _sessionmakers.get(key)
+    if maker is None:
+        engine = _variant(url, "autocommit", isolation_level="AUTOCOMMIT")
+        maker = _sessionmakers[key] = sessionmaker(engine, expire_on_commit=False)
+    with maker() as session:
+        yield session
 
 
 def custom_plans(store: Session | Connection) -> None:

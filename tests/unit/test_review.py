@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import Conflict, NotFound
-from shared.review.metrics import metrics
+from shared.jobs.summary import flow_review_metrics
 from shared.review.records import corrected_input, stopped_position, stopped_records
 
 
@@ -62,4 +62,4 @@ def test_an_input_that_no_longer_matches_the_output_is_refused():
 def test_metrics_count_as_pending_what_was_not_reviewed_since_the_job_stopped(
     stopped, reviewed, current, expected
 ):
-    assert metrics(stopped, reviewed, current) == expected
+    assert flow_review_metrics(stopped, reviewed, current) == expected

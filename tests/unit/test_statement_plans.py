@@ -12,11 +12,12 @@ from sqlalchemy import text
 
 from shared.accounts import credentials
 from shared.engine import snapshot, statements
-from shared.jobs import counters, ids, store
+from shared.jobs import counters, ids, job_status, store
 from shared.jobs import log as joblog
 from shared.states import JobStatus
 from shared.store.db import connection_scope
 from shared.store.migrate import upgrade
+from shared.store.prepared import Prepared
 from tests.conftest import fresh_database
 
 HOT_STATEMENTS = {
@@ -31,6 +32,7 @@ HOT_STATEMENTS = {
     **{f"transition to {target}": store._transition_statement(target) for target in JobStatus},
     "job id check": ids._JOB_EXISTS,
     "token check": credentials._CREDENTIAL_BY_HASH,
+    "job status read": Prepared(job_status._STATUS),
     "log lines": joblog._insert_lines(3),
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).
