@@ -11,7 +11,7 @@ from flask import request
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, principal
-from api.context import publisher, settings, store
+from api.context import publisher, settings, store, store_statements
 from api.permissions import needs
 from api.resource_presenters import job_view, metrics_view, status_view
 from api.resource_schemas import (
@@ -30,10 +30,10 @@ from api.resource_schemas import (
 )
 from api.resources import v2_job_types
 from api.resources.enqueue import publish_or_fail
-from shared.accounts.access import JobNeed, get_job_for
+from shared.accounts.access import JobNeed, checked_grant, get_job_for
 from shared.contents.documents import create_run_on_documents
 from shared.errors import NotFound
-from shared.jobs.counters import counters_of
+from shared.jobs.counters import counters_of, job_with_counters
 from shared.jobs.health import Health
 from shared.jobs.ids import JOB_ID
 from shared.jobs.log import read_logs
@@ -76,9 +76,12 @@ def _job(session, job_id: str, need: JobNeed = JobNeed.VIEW) -> Job:
 
 
 def _shown(job_id: str) -> dict:
-    with store(read_only=True) as session:
-        job = _job(session, job_id)
-        return job_view(job, facts_of(session, [job])[job.id])
+    # Outside a transaction: the job's row and its totals are one statement, and its owner,
+    # tags and collaboration need no snapshot of their own with it.
+    with store_statements() as session:
+        job, counters = job_with_counters(session, _checked(job_id))
+        job, _ = checked_grant(session, principal(), job_id, job, JobNeed.VIEW)
+        return job_view(job, facts_of(session, [job], {job.id: counters})[job.id])
 
 
 def _submit_run(args: dict) -> str:

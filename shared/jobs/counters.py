@@ -120,6 +120,30 @@ def counters_of_job(job: Job, shards: tuple[int, int] = (0, 0)) -> JobCounters:
     )
 
 
+def _shard_sum(column) -> ColumnElement[int]:
+    return (
+        select(func.coalesce(func.sum(column), 0))
+        .where(JobStepCount.job_id == Job.id)
+        .scalar_subquery()
+    )
+
+
+# A job's (steps, filtered) in its shards, as columns of a statement that reads the job's row:
+# read in the row's own snapshot, which a recount that moves them onto the row cannot split.
+SHARD_SUMS = (_shard_sum(JobStepCount.steps_done), _shard_sum(JobStepCount.filtered))
+_JOB_WITH_SHARDS = select(Job, *SHARD_SUMS).where(Job.id == bindparam("job_id"))
+
+
+def job_with_counters(session: Session, job_id: str) -> tuple[Job | None, JobCounters]:
+    """The job (None if there is none) and its totals, in one statement: for reads of one job
+    outside a transaction (shared/store/db.py's statement_session)."""
+    row = session.execute(_JOB_WITH_SHARDS, {"job_id": job_id}).first()
+    if row is None:
+        return None, NONE
+    job, steps, filtered = row
+    return job, counters_of_job(job, (int(steps), int(filtered)))
+
+
 def shard_sums(store: Session | Connection, job_ids: list[str]) -> dict[str, tuple[int, int]]:
     """Each job's (steps, filtered) counted in its shards: one indexed read of a few rows per
     job."""

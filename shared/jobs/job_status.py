@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from shared.accounts.access import JobNeed, checked_grant
 from shared.accounts.principal import Principal
 from shared.errors import InvalidRequest
-from shared.jobs.counters import counters_of_job
+from shared.jobs.counters import SHARD_SUMS, counters_of_job
 from shared.jobs.summary import RunSummary, flow_review_metrics, summarize
 from shared.states import JobKind, JobStatus
-from shared.store.models import Job, JobFile, JobStepCount, RecordReview, claimed_file
+from shared.store.models import Job, JobFile, RecordReview, claimed_file
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,9 @@ def _count(*conditions):
     return select(func.count()).where(*conditions).scalar_subquery()
 
 
-def _shard_sum(column):
-    return (
-        select(func.coalesce(func.sum(column), 0))
-        .where(JobStepCount.job_id == Job.id)
-        .scalar_subquery()
-    )
-
-
 _STATUS = select(
     Job,
-    _shard_sum(JobStepCount.steps_done),
-    _shard_sum(JobStepCount.filtered),
+    *SHARD_SUMS,
     _count(RecordReview.job_id == Job.id),
     _count(RecordReview.job_id == Job.id, RecordReview.job_stopped_at == Job.finished_at),
     # Not correlated: read from ix_job_files_claimed alone, as jobs_with_running_steps does

@@ -27,7 +27,11 @@ class JobFacts:
     steps_running: bool
 
 
-def facts_of(session: Session, jobs: list[Job]) -> dict[str, JobFacts]:
+def facts_of(
+    session: Session, jobs: list[Job], counters: dict[str, JobCounters] | None = None
+) -> dict[str, JobFacts]:
+    """The jobs' facts; ``counters``: their totals, when the caller read them with the jobs'
+    rows (counters.job_with_counters)."""
     ids = [job.id for job in jobs]
     user_ids = {job.owner_id for job in jobs} | {
         job.last_modified_by for job in jobs if job.last_modified_by is not None
@@ -37,7 +41,8 @@ def facts_of(session: Session, jobs: list[Job]) -> dict[str, JobFacts]:
         if user_ids
         else {}
     )
-    counters = counters_of(session, ids)
+    if counters is None:
+        counters = counters_of(session, ids)
     tags = tags_of(session, ids) if ids else {}
     shared = collaboration_of(session, ids)
     running = jobs_with_running_steps(

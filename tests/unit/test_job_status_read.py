@@ -1,5 +1,6 @@
-"""jobs/status's read of one job (shared/jobs/job_status.py): one statement that says what the
-per-list functions say of the same job, and sees only what the caller may see."""
+"""Reads of one job outside a transaction: jobs/status's (shared/jobs/job_status.py), one
+statement that says what the per-list functions say of the same job and sees only what the
+caller may see, and the v2 job read's row with its totals (shared/jobs/counters.py)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import event
 from shared.accounts.principal import Principal
 from shared.accounts.users import create_user
 from shared.errors import NotFound
+from shared.jobs.counters import NONE, counters_of, job_with_counters
 from shared.jobs.job_status import job_status
 from shared.jobs.summary import jobs_with_running_steps, run_summaries
 from shared.review.metrics import review_metrics
@@ -135,3 +137,13 @@ def test_postgresql_reads_it_outside_a_transaction(tmp_path):
         job_status(session, principal_of(session, "olive"), job_id)
         driver = session.connection().connection.driver_connection
         assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_job_is_read_with_its_totals_in_its_shards(store_url):
+    job_id = stopped_job(store_url, datetime.now(UTC))
+    with statement_session(store_url) as session:
+        job, counters = job_with_counters(session, job_id)
+        assert job_with_counters(session, "no-such-job") == (None, NONE)
+    with session_scope(store_url, read_only=True) as session:
+        assert counters == counters_of(session, [job_id])[job_id]
+    assert (job.id, counters.steps_done, counters.filtered) == (job_id, 4, 3)

@@ -33,6 +33,7 @@ HOT_STATEMENTS = {
     "job id check": ids._JOB_EXISTS,
     "token check": credentials._CREDENTIAL_BY_HASH,
     "job status read": Prepared(job_status._STATUS),
+    "job with its totals": Prepared(counters._JOB_WITH_SHARDS),
     "log lines": joblog._insert_lines(3),
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).
