@@ -10,6 +10,7 @@ from api.lenient import add_warnings
 from api.openapi import OperationLinks, SchemaExtras, null_or_nested
 from api.permissions import check_declared
 from api.ui import assets, pages
+from shared import url_guard
 from shared.config import Settings
 from workers.app import create_celery_app
 from workers.publisher import CeleryPublisher
@@ -19,6 +20,7 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    url_guard.check_networks(settings.allowed_networks, settings.webhook_allowed_networks)
     app = Flask("flowbin")
     app.config.update(
         FLOWBIN_SETTINGS=settings,

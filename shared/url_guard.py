@@ -50,6 +50,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (host, port) to the addresses it resolves to, as text; the tests give their own.
 Resolver = Callable[[str, int], list[str]]
 SETTING = "FLOWBIN_ALLOWED_NETWORKS"
+# The older setting, for webhooks only (shared/delivery/webhooks.py).
+WEBHOOK_SETTING = "FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"
 
 
 class BlockedUrl(InvalidRequest):
@@ -74,6 +76,13 @@ def parse_networks(text: str, setting: str = SETTING) -> tuple[Network, ...]:
         except ValueError as error:
             raise ValueError(f"{setting}: {entry!r} is not a network ({error})") from error
     return tuple(networks)
+
+
+def check_networks(allowed: str, webhook_allowed: str) -> None:
+    """Refuse bad network settings when a process starts, with a ValueError that names the
+    setting, rather than in every step, delivery and sync run that asks the guard later."""
+    parse_networks(allowed)
+    parse_networks(webhook_allowed, WEBHOOK_SETTING)
 
 
 def resolve(host: str, port: int) -> list[str]:

@@ -6,6 +6,7 @@ import functools
 
 from celery import Celery
 
+from shared import url_guard
 from shared.config import Settings
 from workers.names import (
     DELIVER_DUE,
@@ -21,6 +22,7 @@ HARD_LIMIT_GRACE = 30
 
 
 def celery_config(settings: Settings) -> dict:
+    url_guard.check_networks(settings.allowed_networks, settings.webhook_allowed_networks)
     if not settings.redis_url:
         raise RuntimeError(
             "FLOWBIN_REDIS_URL is not set: workers and the API need a Redis URL "

@@ -26,7 +26,15 @@ from shared.config import Settings
 from shared.delivery.store import AttemptResult, Claim
 from shared.errors import InvalidRequest
 from shared.states import FAILED_OR_CANCELLED, JobStatus
-from shared.url_guard import BlockedUrl, Resolver, UrlGuard, parse_networks, resolve
+from shared.url_guard import (
+    SETTING,
+    WEBHOOK_SETTING,
+    BlockedUrl,
+    Resolver,
+    UrlGuard,
+    parse_networks,
+    resolve,
+)
 
 SIGNATURE_HEADER = "X-Flowbin-Signature"
 TIMESTAMP_HEADER = "X-Flowbin-Timestamp"
@@ -135,9 +143,9 @@ def guard(settings: Settings, resolver: Resolver = resolve) -> UrlGuard:
     only, those of the older FLOWBIN_WEBHOOK_ALLOWED_NETWORKS. A bad entry is a ValueError."""
     return UrlGuard(
         parse_networks(settings.allowed_networks)
-        + parse_networks(settings.webhook_allowed_networks, "FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"),
+        + parse_networks(settings.webhook_allowed_networks, WEBHOOK_SETTING),
         resolver,
-        setting="FLOWBIN_ALLOWED_NETWORKS (or FLOWBIN_WEBHOOK_ALLOWED_NETWORKS)",
+        setting=f"{SETTING} (or {WEBHOOK_SETTING})",
     )
 
 

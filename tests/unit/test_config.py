@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from api.app import create_app
 from shared.config import Settings
+from workers.app import celery_config
 
 
 def test_defaults_live_under_the_data_dir():
@@ -31,3 +33,21 @@ def test_step_time_limit_vocabulary():
 def test_to_env_round_trips():
     settings = Settings(data_dir=Path("/x"), api_port=1234, redis_url="redis://h:1/2")
     assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    "field, setting",
+    [
+        ("allowed_networks", "FLOWBIN_ALLOWED_NETWORKS"),
+        ("webhook_allowed_networks", "FLOWBIN_WEBHOOK_ALLOWED_NETWORKS"),
+    ],
+)
+def test_a_bad_network_setting_stops_the_api_and_the_workers_at_start(tmp_path, field, setting):
+    settings = Settings(
+        data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0", **{field: "10.0.0.0/8, intranet"}
+    )
+    message = f"{setting}: 'intranet' is not a network"
+    with pytest.raises(ValueError, match=message):
+        create_app(settings)
+    with pytest.raises(ValueError, match=message):
+        celery_config(settings)
