@@ -41,9 +41,12 @@ def test_a_redis_restart_mid_run_loses_no_step(chaos, tmp_path):
         lane = chaos.lane_on(f"{server.base_url}/0", visibility_timeout=VISIBILITY)
         control = chaos.control("runs")
         worker = chaos.start_worker(lane, "redis", concurrency=3)
-        runtime = {"control_dir": str(control), "work_seconds": 0.5}
+        # Steps long enough that the outage lands inside the running ones: the worker cancels
+        # them only once it has seen the connection go, which took longer than the rest of a
+        # 0.5 s step on a busy CI host.
+        runtime = {"control_dir": str(control), "work_seconds": 1.5}
         jobs = [
-            lane.submit(chaos.binaries["work"], *chaos.inputs(f"job{n}", 6), runtime_config=runtime)
+            lane.submit(chaos.binaries["work"], *chaos.inputs(f"job{n}", 4), runtime_config=runtime)
             for n in range(2)
         ]
         wait_for(lambda: len(open_runs(control)) >= 2, timeout=60, message="steps running")
