@@ -48,6 +48,8 @@ from shared.store.db import connection_scope, statement_scope
 
 log = logging.getLogger(__name__)
 
+RUNNING_MESSAGE = "Running"
+
 
 class StepRunner:
     """Runs one StepCall against the store. ``passthrough`` exceptions (the worker's soft time
@@ -124,7 +126,10 @@ class StepRunner:
         the one the store expects and the job may run; the file's name, or None."""
         limit = step_time_limit(self.settings, job, binary, call.step_index)
         now = _now()
-        claimed = statements.CLAIM.first(
+        # PostgreSQL moves a queued job to running in the claim's own statement.
+        starting = conn.dialect.name == "postgresql"
+        claim = statements.CLAIM_AND_START if starting else statements.CLAIM
+        claimed = claim.first(
             conn,
             {
                 "b_job_id": job.id,
@@ -134,14 +139,16 @@ class StepRunner:
                 "max_attempts": self.settings.max_step_attempts,
                 "until": now + timedelta(seconds=limit) + CLAIM_GRACE,
                 "now": now,
+                "new_message": RUNNING_MESSAGE,
             },
         )
         if claimed is None:
             return None
-        file_name, job_status = claimed
-        if job_status == JobStatus.QUEUED:  # the job's first step (or since resume)
-            transition_job(conn, job.id, JobStatus.RUNNING, message="Running", strict=False)
-        return file_name
+        started = starting and claimed.started
+        # The job's first step (or its first since a resume), unless the claim started it.
+        if claimed.job_status == JobStatus.QUEUED and not started:
+            transition_job(conn, job.id, JobStatus.RUNNING, message=RUNNING_MESSAGE, strict=False)
+        return claimed.file_name
 
     def _execute(
         self,

@@ -3,7 +3,8 @@ statements (shared/store/prepared.py), because SQLAlchemy's per-execution work c
 SQL here. Each passes ``updated_at`` itself (a prepared statement runs no column defaults).
 
 - ``CLAIM``: a step takes its file, if its message carries the token the store expects and the
-  job may run; RETURNs the file's name and the job's state.
+  job may run; RETURNs the file's name and the job's state. ``CLAIM_AND_START`` (PostgreSQL)
+  also moves a queued job to running.
 - ``ADVANCE[(failed, stopped_at_checkpoint, file_ends)]``: the compare-and-set that moves a file
   past its step; ``advance_and_log`` is the same with the step's log lines, as one statement.
 - ``COUNT_FINISHED``: one more finished file of the job.
@@ -20,7 +21,8 @@ from sqlalchemy import Update, bindparam, case, func, or_, select, update
 
 from shared.jobs.counters import step_counted
 from shared.jobs.log import insert_lines_if
-from shared.states import RUNNABLE, FileStatus
+from shared.jobs.store import transition_values
+from shared.states import RUNNABLE, FileStatus, JobStatus
 from shared.store.models import Job, JobFile
 from shared.store.prepared import Prepared, one_of
 
@@ -36,7 +38,7 @@ _THIS_FILE = (
 _JOB_STATUS = select(_jobs.c.status).where(_jobs.c.id == bindparam("b_job_id")).scalar_subquery()
 _NOW = bindparam("now", type_=_files.c.updated_at.type)
 _TOKEN_TYPE = _files.c.next_task_id.type
-CLAIM = Prepared(
+_CLAIM = (
     update(_files)
     .where(
         *_THIS_FILE,
@@ -58,8 +60,42 @@ CLAIM = Prepared(
         claimed_until=bindparam("until", type_=_files.c.claimed_until.type),
         updated_at=_NOW,
     )
-    .returning(_files.c.file_name, _JOB_STATUS)
+    .returning(_files.c.file_name, _JOB_STATUS.label("job_status"))
 )
+CLAIM = Prepared(_CLAIM)
+
+
+def _claim_and_start() -> Prepared:
+    """PostgreSQL: ``CLAIM``, and in the same statement the move of a queued job to running
+    that its first step makes (``transition_job``'s, without a round trip of its own). The
+    job's row is taken only if no one holds it (SKIP LOCKED): this statement then holds its
+    file's row and never waits for the job's, so it cannot close a cycle with a transaction
+    that takes the job's row and then the file's. Skipped so, or raced, the job is still
+    queued: ``started`` is false and the caller makes the move itself, as on SQLite."""
+    claimed = _CLAIM.cte("claimed")
+    free_queued_job = (
+        select(_jobs.c.id)
+        .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, [JobStatus.QUEUED]))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    started = (
+        update(_jobs)
+        .where(_jobs.c.id == free_queued_job, select(claimed.c.file_name).exists())
+        .values(**transition_values(JobStatus.RUNNING))
+        .returning(_jobs.c.id)
+        .cte("started")
+    )
+    return Prepared(
+        select(
+            claimed.c.file_name,
+            claimed.c.job_status,
+            select(started.c.id).exists().label("started"),
+        ).add_cte(started)
+    )
+
+
+CLAIM_AND_START = _claim_and_start()
 # Every file's outcome, each row with the job's state (one read decides whether the job ends).
 FILE_OUTCOMES = Prepared(
     select(

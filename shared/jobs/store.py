@@ -42,9 +42,10 @@ def tags_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     return tags
 
 
-@functools.cache
-def _transition_statement(target: JobStatus):
-    """The conditional UPDATE into ``target``, built once: workers run it on every step."""
+def transition_values(target: JobStatus) -> dict:
+    """What a move into ``target`` writes on the job's row (its parameters ``new_message`` and
+    ``now``), for the statements that make one: ``_transition_statement``'s and the claim that
+    starts a queued job (shared/engine/statements.py)."""
     jobs = Job.__table__
     now = bindparam("now", type_=jobs.c.started_at.type)
     values: dict = {
@@ -60,6 +61,14 @@ def _transition_statement(target: JobStatus):
         values["finished_at"] = now
     if target == JobStatus.QUEUED:
         values["finished_at"] = None
+    return values
+
+
+@functools.cache
+def _transition_statement(target: JobStatus):
+    """The conditional UPDATE into ``target``, built once: workers run it on every step."""
+    jobs = Job.__table__
+    values = transition_values(target)
     sources = sorted(allowed_sources(target))
     # The row comes back from the UPDATE itself: a job that ends hands its receivers' settings
     # to the notifications without another read.

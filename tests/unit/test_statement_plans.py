@@ -43,6 +43,7 @@ POSTGRESQL_ONLY = {
         for key in ((False, False), (True, True))
     },
     "count a step in a shard": counters.COUNT_STEP["postgresql"],
+    "claim that starts a queued job": statements.CLAIM_AND_START,
 }
 
 
