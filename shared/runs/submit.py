@@ -90,11 +90,13 @@ def create_run(
     caller publishes the first steps once this returns (the records are committed), then
     confirms them sent with ``confirm_published(work.confirm)``."""
     job_id = new_job_id(request.job_id)
-    # Checked before anything touches the output folder, with a read of its own; the write
-    # transaction comes last, so the file work does not hold SQLite's write lock (a racing
-    # duplicate still fails at the insert).
-    with statement_scope(settings.sql_url, read_only=True) as check:
-        ensure_job_id_free(check, job_id)
+    # An id the client chose may be taken: checked before anything touches the output folder,
+    # with a read of its own; the write transaction comes last, so the file work does not hold
+    # SQLite's write lock (a racing duplicate still fails at the insert). A generated id (a
+    # random UUID) needs no read.
+    if job_id == request.job_id:
+        with statement_scope(settings.sql_url, read_only=True) as check:
+            ensure_job_id_free(check, job_id)
     # http(s) to an allowed address only, refused here as a 400 rather than at the job's end.
     webhook_config = webhooks.checked_config(settings, request.settings.webhook_config)
     check_output_schema(request.settings.runtime_config)
