@@ -60,3 +60,8 @@ def machine_ticks() -> tuple[int, int]:
     fields = [int(value) for value in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
     steal = fields[7] if len(fields) > 7 else 0
     return sum(fields[:8]), steal
+
+
+def children(pid: int) -> list[int]:
+    """The live children of ``pid`` (a worker's pool processes)."""
+    return [child for child, (_, parent, _) in _all().items() if parent == pid]
