@@ -86,12 +86,26 @@ def timed_submits(side: FlowbinSide, folder: str, repeat: int) -> list[float]:
     return times
 
 
+def input_folder(settings: Settings, folder: str, files: int) -> str:
+    """A drive folder of ``files`` invoices; its drive path."""
+    real = settings.drive_root / folder
+    real.mkdir(parents=True)
+    for number in range(files):
+        (real / f"f{number:06d}.txt").write_bytes(INVOICE)
+    return folder
+
+
+def submit(side: FlowbinSide, folder: str, output_dir: str) -> str:
+    """A run of ``folder`` submitted through the API; its job id."""
+    return side.post(
+        "/api/v1/flow/run_binary_async",
+        {"binary_path": side.binary_path, "input_dir": folder, "output_dir": output_dir},
+    )["data"]["job_id"]
+
+
 def listing_seconds(settings: Settings, side: FlowbinSide, folder: str, files: int) -> float:
     """Seconds from a submit until a worker has recorded all ``files`` files of the job."""
-    job_id = side.post(
-        "/api/v1/flow/run_binary_async",
-        {"binary_path": side.binary_path, "input_dir": folder, "output_dir": f"{folder}-out"},
-    )["data"]["job_id"]
+    job_id = submit(side, folder, f"{folder}-out")
     began = time.perf_counter()
     reader = create_engine(settings.sql_url)
 
@@ -108,10 +122,7 @@ def listing_seconds(settings: Settings, side: FlowbinSide, folder: str, files: i
 
 def run_end_to_end(side: FlowbinSide, folder: str, files: int, worker_pid: int) -> None:
     """One job of ``files`` files run to its end, read as a polling client reads it."""
-    job_id = side.post(
-        "/api/v1/flow/run_binary_async",
-        {"binary_path": side.binary_path, "input_dir": folder, "output_dir": f"{folder}-run"},
-    )["data"]["job_id"]
+    job_id = submit(side, folder, f"{folder}-run")
     began = time.perf_counter()
     status_ms, summary_ms = [], []
     rss: dict[str, list[float]] = {"worker main": [], "worker pool": [], "API (this process)": []}
@@ -172,12 +183,7 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
 
     folders = {}
     for size in sizes:
-        folder = f"{user}/bench/in-{size}"
-        real = settings.drive_root / folder
-        real.mkdir(parents=True)
-        for number in range(size):
-            (real / f"f{number:06d}.txt").write_bytes(INVOICE)
-        folders[size] = folder
+        folders[size] = input_folder(settings, f"{user}/bench/in-{size}", size)
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
     print(f"store: {store}; submit answer time in ms, p50 / p99 / max")
     timed_submits(side, folders[sizes[0]], 3)  # warm-up: the views, the binary's cache
@@ -203,11 +209,7 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
         wait_until(lambda: celery_app.control.ping(timeout=0.5), 60, "the worker")
         took = listing_seconds(settings, side, folders[biggest], biggest)
         if args.run:
-            folder = f"{user}/bench/run-{args.run}"
-            real = settings.drive_root / folder
-            real.mkdir(parents=True)
-            for number in range(args.run):
-                (real / f"f{number:06d}.txt").write_bytes(INVOICE)
+            folder = input_folder(settings, f"{user}/bench/run-{args.run}", args.run)
             run_end_to_end(side, folder, args.run, worker.pid)
     finally:
         worker.terminate()
