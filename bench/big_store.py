@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import delete, text
+from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,6 +175,12 @@ def fill(url: str, jobs: int, big_files: int, log_lines: int) -> dict:
 
 def filled(url: str, jobs: int, log_lines: int) -> dict:
     """The facts of a database an earlier run filled (--keep), with fresh tokens."""
+    with engine_for(url).connect() as conn:
+        if (
+            not inspect(conn).has_table("jobs")
+            or conn.scalar(text("SELECT count(*) FROM jobs")) < 2
+        ):
+            raise SystemExit(f"--keep: no earlier run filled {url}; run once without --keep")
     with session_scope(url) as session:
         tokens = {name: create_token(session, name) for name in ["admin", "u0", "u3"]}
     with engine_for(url).connect() as conn:

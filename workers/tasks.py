@@ -48,7 +48,12 @@ def run_step(self, job_id: str, file_index: int, step_index: int) -> None:
         # Drops the queued steps of a job whose maxParseExceptions this step passed.
         publisher=CeleryPublisher(self.app, settings.delivery_interval),
     )
-    following = runner.run(StepCall(job_id, file_index, step_index, self.request.id))
+    # The soft limit this message carries: the step's claim lasts as long as the worker lets
+    # the step run.
+    _, soft_limit = self.request.timelimit or (None, None)
+    following = runner.run(
+        StepCall(job_id, file_index, step_index, self.request.id), time_limit=soft_limit
+    )
     if following is not None:
         # Published only after the step's outcome committed: a pause or cancel that landed
         # meanwhile is seen by the runner, and a crash here is repaired on redelivery.

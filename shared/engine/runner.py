@@ -35,7 +35,13 @@ from shared.engine.endings import count_finished_file, fail_file, file_ending, f
 from shared.engine.layout import input_contents, results_file, step_output_file
 from shared.engine.redelivery import handle_refused
 from shared.engine.scheduling import CLAIM_GRACE, NextStep, StepCall, next_step_for, step_time_limit
-from shared.engine.snapshot import JobSnapshot, cached_binary, job_snapshot
+from shared.engine.snapshot import (
+    JobSnapshot,
+    cached_binary,
+    cached_snapshot,
+    job_snapshot,
+    remember_snapshot,
+)
 from shared.flow import runtime
 from shared.flow.binary import CompiledBinary
 from shared.jobs import counters
@@ -76,16 +82,28 @@ class StepRunner:
         self.terminating = terminating
         self.publisher = publisher
 
-    def run(self, call: StepCall) -> NextStep | None:
+    def run(self, call: StepCall, time_limit: float | None = None) -> NextStep | None:
+        """Run the step ``call`` names. ``time_limit``: the step's limit in seconds as its
+        message carries it (the one its worker enforces), which its claim lasts for; without
+        it, the limit the job and binary give."""
         # The snapshot read, the claim and the job's first transition each stand alone.
         with statement_scope(self.settings.sql_url) as conn:
-            job = job_snapshot(conn, call.job_id)
-            if job is None:
-                return None
-            binary = cached_binary(self.settings, job.binary_hash)
-            if not 0 <= call.step_index < len(binary.steps):
-                return None
-            file_name = self._claim(conn, job, binary, call)
+            job = cached_snapshot(conn, call.job_id)
+            # PostgreSQL reads the snapshot of a job this process has not seen in the claim's
+            # own statement, when the claim's limit need not come from that snapshot.
+            with_claim = job is None and time_limit is not None and _starts_with_claim(conn)
+            if job is None and not with_claim:
+                job = job_snapshot(conn, call.job_id)
+                if job is None:
+                    return None
+            file_name, job = self._claim(conn, call, job, time_limit)
+            if job is None:  # the claim that was to read the snapshot was refused
+                job = job_snapshot(conn, call.job_id)
+                if job is None:
+                    return None
+        binary = cached_binary(self.settings, job.binary_hash)
+        if not 0 <= call.step_index < len(binary.steps):
+            return None
         if file_name is None:
             return handle_refused(
                 self.settings, job, binary, call, lambda: self._stop_files(job, call.task_id)
@@ -120,35 +138,50 @@ class StepRunner:
             raise
 
     def _claim(
-        self, conn: Connection, job: JobSnapshot, binary: CompiledBinary, call: StepCall
-    ) -> str | None:
+        self,
+        conn: Connection,
+        call: StepCall,
+        job: JobSnapshot | None,
+        time_limit: float | None,
+    ) -> tuple[str | None, JobSnapshot | None]:
         """Take the file for this step (one conditional UPDATE on ``conn``) if the message is
-        the one the store expects and the job may run; the file's name, or None."""
-        limit = step_time_limit(self.settings, job, binary, call.step_index)
+        the one the store expects and the job may run. Returns the file's name (None if
+        refused) and the job's snapshot: ``job``, or without it (PostgreSQL, with a
+        ``time_limit``) the one the claim read, None if it was refused."""
+        if time_limit is None:
+            binary = cached_binary(self.settings, job.binary_hash)
+            if not 0 <= call.step_index < len(binary.steps):
+                return None, job
+            time_limit = step_time_limit(self.settings, job, binary, call.step_index)
         now = _now()
         # PostgreSQL moves a queued job to running in the claim's own statement.
-        starting = conn.dialect.name == "postgresql"
-        claim = statements.CLAIM_AND_START if starting else statements.CLAIM
+        starting = _starts_with_claim(conn)
+        if not starting:
+            claim = statements.CLAIM
+        else:
+            claim = statements.CLAIM_AND_START if job else statements.CLAIM_START_AND_SNAPSHOT
         claimed = claim.first(
             conn,
             {
-                "b_job_id": job.id,
+                "b_job_id": call.job_id,
                 "b_file_index": call.file_index,
                 "step": call.step_index,
                 "task_id": call.task_id,
                 "max_attempts": self.settings.max_step_attempts,
-                "until": now + timedelta(seconds=limit) + CLAIM_GRACE,
+                "until": now + timedelta(seconds=time_limit) + CLAIM_GRACE,
                 "now": now,
                 "new_message": RUNNING_MESSAGE,
             },
         )
         if claimed is None:
-            return None
+            return None, job
+        if job is None:
+            job = remember_snapshot(conn, claimed)
         started = starting and claimed.started
         # The job's first step (or its first since a resume), unless the claim started it.
         if claimed.job_status == JobStatus.QUEUED and not started:
             transition_job(conn, job.id, JobStatus.RUNNING, message=RUNNING_MESSAGE, strict=False)
-        return claimed.file_name
+        return claimed.file_name, job
 
     def _execute(
         self,
@@ -317,6 +350,11 @@ class StepRunner:
             return [runtime.new_record(file_name, call.file_index, source)]
         previous = step_output_file(self.settings, job, binary, call.step_index - 1, file_name)
         return json.loads(previous.read_text("utf-8"))
+
+
+def _starts_with_claim(conn: Connection) -> bool:
+    """Whether the store's claim also starts a queued job (and can read its snapshot)."""
+    return conn.dialect.name == "postgresql"
 
 
 def _now() -> datetime:

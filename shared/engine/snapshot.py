@@ -36,28 +36,37 @@ class JobSnapshot:
     max_parse_exceptions: int | None  # the job's error budget; None: unlimited
 
 
-_SNAPSHOT = Prepared(
-    select(*[Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__]).where(
-        Job.__table__.c.id == bindparam("b_job_id")
-    )
-)
+# The columns, in JobSnapshot's order: a claim that reads them for the runner selects these.
+SNAPSHOT_COLUMNS = tuple(Job.__table__.c[name] for name in JobSnapshot.__dataclass_fields__)
+_SNAPSHOT = Prepared(select(*SNAPSHOT_COLUMNS).where(Job.__table__.c.id == bindparam("b_job_id")))
 
 _SNAPSHOTS: OrderedDict[tuple[object, str], JobSnapshot] = OrderedDict()
 SNAPSHOTS_KEPT = 1024
 
 
+def cached_snapshot(conn: Connection, job_id: str) -> JobSnapshot | None:
+    """The job's snapshot if this process has already read it (on ``conn``'s store)."""
+    return _SNAPSHOTS.get((conn.engine.url, job_id))
+
+
+def remember_snapshot(conn: Connection, row) -> JobSnapshot:
+    """Keep the snapshot of ``row``, which holds SNAPSHOT_COLUMNS (by name), read on ``conn``."""
+    snapshot = JobSnapshot(*(getattr(row, name) for name in JobSnapshot.__dataclass_fields__))
+    _SNAPSHOTS[(conn.engine.url, snapshot.id)] = snapshot
+    if len(_SNAPSHOTS) > SNAPSHOTS_KEPT:
+        _SNAPSHOTS.popitem(last=False)
+    return snapshot
+
+
 def job_snapshot(conn: Connection, job_id: str) -> JobSnapshot | None:
     """The job's immutable columns: read on ``conn`` the first time this process sees the job
     (on the claim's connection, so it costs no transaction of its own), then kept."""
-    key = (conn.engine.url, job_id)
-    snapshot = _SNAPSHOTS.get(key)
+    snapshot = cached_snapshot(conn, job_id)
     if snapshot is None:
         row = _SNAPSHOT.first(conn, {"b_job_id": job_id})
         if row is None:
             return None
-        snapshot = _SNAPSHOTS[key] = JobSnapshot(*row)
-        if len(_SNAPSHOTS) > SNAPSHOTS_KEPT:
-            _SNAPSHOTS.popitem(last=False)
+        snapshot = remember_snapshot(conn, row)
     return snapshot
 
 

@@ -4,7 +4,8 @@ SQL here. Each passes ``updated_at`` itself (a prepared statement runs no column
 
 - ``CLAIM``: a step takes its file, if its message carries the token the store expects and the
   job may run; RETURNs the file's name and the job's state. ``CLAIM_AND_START`` (PostgreSQL)
-  also moves a queued job to running.
+  also moves a queued job to running; ``CLAIM_START_AND_SNAPSHOT`` also reads the job's
+  snapshot, for a worker process that has not seen the job yet.
 - ``ADVANCE[(failed, stopped_at_checkpoint, file_ends)]``: the compare-and-set that moves a file
   past its step; ``advance_and_log`` is the same with the step's log lines, as one statement.
 - ``COUNT_FINISHED``: one more finished file of the job.
@@ -19,6 +20,7 @@ import functools
 
 from sqlalchemy import Update, bindparam, case, func, or_, select, update
 
+from shared.engine.snapshot import SNAPSHOT_COLUMNS
 from shared.jobs.counters import step_counted
 from shared.jobs.log import insert_lines_if
 from shared.jobs.store import transition_values
@@ -65,13 +67,15 @@ _CLAIM = (
 CLAIM = Prepared(_CLAIM)
 
 
-def _claim_and_start() -> Prepared:
+def _claim_and_start(with_snapshot: bool) -> Prepared:
     """PostgreSQL: ``CLAIM``, and in the same statement the move of a queued job to running
     that its first step makes (``transition_job``'s, without a round trip of its own). The
     job's row is taken only if no one holds it (SKIP LOCKED): this statement then holds its
     file's row and never waits for the job's, so it cannot close a cycle with a transaction
     that takes the job's row and then the file's. Skipped so, or raced, the job is still
-    queued: ``started`` is false and the caller makes the move itself, as on SQLite."""
+    queued: ``started`` is false and the caller makes the move itself, as on SQLite.
+    ``with_snapshot`` also selects the job's SNAPSHOT_COLUMNS (a plain read of its row, which
+    takes no lock), instead of a statement of their own before the claim."""
     claimed = _CLAIM.cte("claimed")
     free_queued_job = (
         select(_jobs.c.id)
@@ -86,16 +90,20 @@ def _claim_and_start() -> Prepared:
         .returning(_jobs.c.id)
         .cte("started")
     )
-    return Prepared(
-        select(
-            claimed.c.file_name,
-            claimed.c.job_status,
-            select(started.c.id).exists().label("started"),
-        ).add_cte(started)
-    )
+    outcome = select(
+        claimed.c.file_name,
+        claimed.c.job_status,
+        select(started.c.id).exists().label("started"),
+    ).add_cte(started)
+    if with_snapshot:
+        outcome = outcome.add_columns(*SNAPSHOT_COLUMNS).select_from(
+            claimed.join(_jobs, _jobs.c.id == bindparam("b_job_id"))
+        )
+    return Prepared(outcome)
 
 
-CLAIM_AND_START = _claim_and_start()
+CLAIM_AND_START = _claim_and_start(with_snapshot=False)
+CLAIM_START_AND_SNAPSHOT = _claim_and_start(with_snapshot=True)
 # Every file's outcome, each row with the job's state (one read decides whether the job ends).
 FILE_OUTCOMES = Prepared(
     select(

@@ -4,18 +4,18 @@ which never waits for the job's row; when it cannot take the row, or on SQLite, 
 the move itself."""
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, text
 
 from shared.accounts.users import create_user
 from shared.config import Settings
-from shared.engine import statements
+from shared.engine import snapshot, statements
 from shared.engine.runner import StepRunner
-from shared.engine.scheduling import StepCall
-from shared.engine.snapshot import job_snapshot
+from shared.engine.scheduling import CLAIM_GRACE, StepCall
+from shared.engine.snapshot import JobSnapshot, cached_snapshot, job_snapshot, remember_snapshot
 from shared.states import JobStatus
 from shared.store.db import connection_scope, engine_for, session_scope, statement_scope
 from shared.store.migrate import upgrade
@@ -26,8 +26,8 @@ from tests.support import wait_for
 # Its own id: worker processes keep a job's snapshot by store URL and id, and PostgreSQL's
 # store tests share one URL.
 JOB = "claim-job"
-# A stand-in for the compiled flow: the claim reads only its steps' time limits.
-BINARY = SimpleNamespace(steps=[SimpleNamespace(timeout=0)] * 3)
+# The soft time limit a step's message carries.
+STEP_LIMIT = 300
 
 
 @pytest.fixture
@@ -37,13 +37,13 @@ def postgresql_store(tmp_path) -> str:
     return url
 
 
-def make_job(url: str, status: JobStatus) -> None:
-    """Job ``claim-job`` in ``status``, its one file waiting for step 0 with token ``t1``."""
+def make_job(url: str, status: JobStatus, job_id: str = JOB) -> None:
+    """Job ``job_id`` in ``status``, its one file waiting for step 0 with token ``t1``."""
     with session_scope(url) as session:
         user = create_user(session, "carol")
         session.add(
             Job(
-                id=JOB,
+                id=job_id,
                 owner_id=user.id,
                 kind="flow",
                 status=status.value,
@@ -56,7 +56,7 @@ def make_job(url: str, status: JobStatus) -> None:
         session.flush()
         session.add(
             JobFile(
-                job_id=JOB,
+                job_id=job_id,
                 file_index=0,
                 file_name="a.txt",
                 status="pending",
@@ -66,10 +66,10 @@ def make_job(url: str, status: JobStatus) -> None:
         )
 
 
-def claim_params(task_id: str = "t1") -> dict:
+def claim_params(task_id: str = "t1", job_id: str = JOB) -> dict:
     now = datetime.now(UTC)
     return {
-        "b_job_id": JOB,
+        "b_job_id": job_id,
         "b_file_index": 0,
         "step": 0,
         "task_id": task_id,
@@ -83,6 +83,15 @@ def claim_params(task_id: str = "t1") -> dict:
 def job_row(url: str) -> Job:
     with session_scope(url, read_only=True) as session:
         return session.scalars(select(Job)).one()
+
+
+def snapshot_of(job: Job) -> JobSnapshot:
+    return JobSnapshot(*(getattr(job, name) for name in JobSnapshot.__dataclass_fields__))
+
+
+def unseen_job_id() -> str:
+    """An id no worker process has a snapshot of yet."""
+    return f"claim-{uuid.uuid4()}"
 
 
 def test_the_first_claim_starts_a_queued_job_in_its_own_statement(postgresql_store):
@@ -132,11 +141,69 @@ def test_the_claim_does_not_wait_for_a_job_row_another_transaction_holds(postgre
     assert job_row(postgresql_store).status == JobStatus.QUEUED
 
 
+def test_a_claim_can_read_the_snapshot_of_its_job(postgresql_store):
+    job_id = unseen_job_id()
+    make_job(postgresql_store, JobStatus.QUEUED, job_id)
+    with statement_scope(postgresql_store) as conn:
+        claimed = statements.CLAIM_START_AND_SNAPSHOT.first(conn, claim_params(job_id=job_id))
+        assert (claimed.file_name, claimed.job_status, claimed.started) == (
+            "a.txt",
+            JobStatus.QUEUED,
+            True,
+        )
+        assert remember_snapshot(conn, claimed) == snapshot_of(job_row(postgresql_store))
+
+
+class _NoSeparateRead:
+    def first(self, conn, params):
+        raise AssertionError("the snapshot was read in a statement of its own")
+
+
+def test_the_runner_reads_a_job_it_has_not_seen_with_its_claim(postgresql_store, monkeypatch):
+    job_id = unseen_job_id()
+    make_job(postgresql_store, JobStatus.QUEUED, job_id)
+    monkeypatch.setattr(snapshot, "_SNAPSHOT", _NoSeparateRead())
+    runner = StepRunner(Settings(database_url=postgresql_store))
+    with statement_scope(postgresql_store) as conn:
+        file_name, job = runner._claim(conn, StepCall(job_id, 0, 0, "t1"), None, STEP_LIMIT)
+        assert file_name == "a.txt"
+        assert job == snapshot_of(job_row(postgresql_store)) == cached_snapshot(conn, job_id)
+    assert job_row(postgresql_store).status == JobStatus.RUNNING
+
+
+def test_a_refused_claim_reads_no_snapshot(postgresql_store):
+    """The runner reads it itself then, for the refusal's handling."""
+    job_id = unseen_job_id()
+    make_job(postgresql_store, JobStatus.QUEUED, job_id)
+    runner = StepRunner(Settings(database_url=postgresql_store))
+    with statement_scope(postgresql_store) as conn:
+        refused = runner._claim(conn, StepCall(job_id, 0, 0, "stale"), None, STEP_LIMIT)
+        assert refused == (None, None)
+        assert cached_snapshot(conn, job_id) is None
+    assert job_row(postgresql_store).status == JobStatus.QUEUED
+
+
+def test_a_claim_lasts_for_the_limit_its_message_carries(store_url):
+    make_job(store_url, JobStatus.QUEUED)
+    runner = StepRunner(Settings(database_url=store_url))
+    before = datetime.now(UTC)
+    with statement_scope(store_url) as conn:
+        job = job_snapshot(conn, JOB)
+        assert runner._claim(conn, StepCall(JOB, 0, 0, "t1"), job, 42)[0] == "a.txt"
+    after = datetime.now(UTC)
+    with session_scope(store_url, read_only=True) as session:
+        until = session.scalars(select(JobFile.claimed_until)).one()
+    if until.tzinfo is None:  # SQLite keeps no time zone
+        until = until.replace(tzinfo=UTC)
+    grace = timedelta(seconds=42) + CLAIM_GRACE
+    assert before + grace <= until <= after + grace
+
+
 def run_claim(url: str) -> str | None:
     settings = Settings(database_url=url)
     with statement_scope(url) as conn:
         job = job_snapshot(conn, JOB)
-        return StepRunner(settings)._claim(conn, job, BINARY, StepCall(JOB, 0, 0, "t1"))
+        return StepRunner(settings)._claim(conn, StepCall(JOB, 0, 0, "t1"), job, STEP_LIMIT)[0]
 
 
 def test_the_runner_starts_a_queued_job_with_its_first_claim(store_url):

@@ -44,6 +44,7 @@ POSTGRESQL_ONLY = {
     },
     "count a step in a shard": counters.COUNT_STEP["postgresql"],
     "claim that starts a queued job": statements.CLAIM_AND_START,
+    "claim that starts a queued job and reads its snapshot": statements.CLAIM_START_AND_SNAPSHOT,
 }
 
 
