@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
@@ -275,21 +276,61 @@ class StepRunner:
         )
         params.update(file_ending(records))
         logger.info(f"File {file_name} finished: {params['end_status']}")
+        ending = FileEnding(kind, params, job, binary, file_name, final, errors)
+        if _ends_in_one_statement(self.settings, ending, logger):
+            return self._end_file(ending, logger)
+        return self._end_file_in_turns(ending, logger)
+
+    def _end_file_in_turns(self, ending: FileEnding, logger: JobLogger) -> NextStep | None:
+        """End the file at its last step, a statement for each part, in one transaction: its
+        advance, its budget's count, its count in the job's totals, then the job's ending if
+        this was its last file, or else the release of the job's next waiting file, and the
+        log lines. The released file's step, to publish after the commit, or None."""
+        job, params = ending.job, ending.params
         failed_job, released = False, None
         with connection_scope(self.settings.sql_url) as conn:
-            if statements.ADVANCE[(*kind, True)].first(conn, params) is None:
+            if statements.ADVANCE[(*ending.kind, True)].first(conn, params) is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
-            if errors:
-                failed_job = budget.count_record_errors(conn, job, errors, logger)[1]
+            if ending.errors:
+                failed_job = budget.count_record_errors(conn, job, ending.errors, logger)[1]
             if count_finished_file(conn, job.id, params):
-                finish_job_if_done(conn, self.settings, job, logger, known={file_name: final})
+                known = {ending.file_name: ending.final}
+                finish_job_if_done(conn, self.settings, job, logger, known=known)
             else:
                 # The file's place in the job's window goes to the next waiting file.
-                released = window.refill(conn, self.settings, job, call.task_id)
+                released = window.refill(conn, self.settings, job, params["task_id"])
             logger.write(conn)
         if failed_job:
-            self._stop_files(job, call.task_id)
+            self._stop_files(job, params["task_id"])
         return released
+
+    def _end_file(self, ending: FileEnding, logger: JobLogger) -> NextStep | None:
+        """PostgreSQL: ``_end_file_in_turns`` with its advance, count, release and the step's
+        log lines as one statement (``statements.end_file_and_log``), then the job's ending
+        in the same transaction if this was its last file."""
+        job, params = ending.job, ending.params
+        refill = window.size(self.settings) is not None
+        lines = logger.take()
+        statement = statements.end_file_and_log(*ending.kind, len(lines), refill)
+        places = {"places": 1, "prefix": window.released_prefix(params["task_id"])}
+        with connection_scope(self.settings.sql_url) as conn:
+            ended = statement.first(conn, {**params, **line_params(lines), **places})
+            if ended is None:
+                return None  # the claim was lost meanwhile (cancelled, or taken over)
+            if ended.files_done >= ended.num_files and not ended.inputs_pending:
+                known = {ending.file_name: ending.final}
+                finish_job_if_done(conn, self.settings, job, logger, known=known)
+                logger.write(conn)
+        if not refill or ended.released_index is None:
+            return None
+        return next_step_for(
+            self.settings,
+            job,
+            ending.binary,
+            ended.released_index,
+            ended.released_step,
+            ended.released_token,
+        )
 
     def _advance(
         self, kind: tuple[bool, bool], params: dict, logger: JobLogger
@@ -350,6 +391,33 @@ class StepRunner:
             return [runtime.new_record(file_name, call.file_index, source)]
         previous = step_output_file(self.settings, job, binary, call.step_index - 1, file_name)
         return json.loads(previous.read_text("utf-8"))
+
+
+@dataclass(frozen=True)
+class FileEnding:
+    """A file at the end of its last step (or of the step where its last record stopped):
+    ``params`` are the advance's with ``file_ending``'s, ``final`` its final results, and
+    ``errors`` its records that failed at this step against the job's budget."""
+
+    kind: tuple[bool, bool]  # (some record failed, some stopped at a checkpoint)
+    params: dict
+    job: JobSnapshot
+    binary: CompiledBinary
+    file_name: str
+    final: list[dict]
+    errors: int
+
+
+def _ends_in_one_statement(settings: Settings, ending: FileEnding, logger: JobLogger) -> bool:
+    """Whether a file ends through ``end_file_and_log``: on PostgreSQL, for a file none of
+    whose records failed (their messages are merged into the job's in Python, and a budget's
+    count is a statement of its own), with the step's lines in one INSERT."""
+    return (
+        settings.sql_url.startswith("postgresql")
+        and not ending.errors
+        and not ending.params["end_error_counts"]
+        and 0 < len(logger.entries) <= LINES_PER_INSERT
+    )
 
 
 def _starts_with_claim(conn: Connection) -> bool:

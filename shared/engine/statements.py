@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import Update, bindparam, case, func, or_, select, update
+from sqlalchemy import Update, bindparam, case, func, or_, select, true, update
+from sqlalchemy.sql import ColumnElement
 
+from shared.engine import window
 from shared.engine.snapshot import SNAPSHOT_COLUMNS
 from shared.jobs.counters import step_counted
 from shared.jobs.log import insert_lines_if
@@ -196,23 +198,75 @@ def _ended(name: str):
     return bindparam(f"end_{name}", type_=_files.c[name].type)
 
 
-# One more finished file, and what it ended with added to the job's kept totals
-# (shared/jobs/counters.py): its steps up to the last (it had done ``step`` of them).
-COUNT_FINISHED = Prepared(
-    update(_jobs)
-    .where(_jobs.c.id == bindparam("b_job_id"))
-    .values(
-        files_done=_jobs.c.files_done + 1,
-        steps_done=_jobs.c.steps_done + _jobs.c.num_steps - bindparam("step"),
-        total_records=_jobs.c.total_records + _ended("num_records"),
-        total_errors=_jobs.c.total_errors + _ended("num_errors"),
-        total_checkpoint_failed=_jobs.c.total_checkpoint_failed + _ended("num_checkpoint_failed"),
-        total_warnings=_jobs.c.total_warnings + _ended("num_warnings"),
-        total_filtered=_jobs.c.total_filtered + bindparam("filtered"),
+def _count_finished(condition: ColumnElement[bool] | None = None) -> Update:
+    """One more finished file, and what it ended with added to the job's kept totals
+    (shared/jobs/counters.py): its steps up to the last (it had done ``step`` of them). With
+    ``condition``, only if it holds."""
+    conditions = [] if condition is None else [condition]
+    return (
+        update(_jobs)
+        .where(_jobs.c.id == bindparam("b_job_id"), *conditions)
+        .values(
+            files_done=_jobs.c.files_done + 1,
+            steps_done=_jobs.c.steps_done + _jobs.c.num_steps - bindparam("step"),
+            total_records=_jobs.c.total_records + _ended("num_records"),
+            total_errors=_jobs.c.total_errors + _ended("num_errors"),
+            total_checkpoint_failed=_jobs.c.total_checkpoint_failed
+            + _ended("num_checkpoint_failed"),
+            total_warnings=_jobs.c.total_warnings + _ended("num_warnings"),
+            total_filtered=_jobs.c.total_filtered + bindparam("filtered"),
+        )
+        # inputs_pending: a big input folder is still being listed, more files are to come.
+        .returning(_jobs.c.files_done, _jobs.c.num_files, _jobs.c.inputs_pending)
     )
-    # inputs_pending: a big input folder is still being listed, more files are to come.
-    .returning(_jobs.c.files_done, _jobs.c.num_files, _jobs.c.inputs_pending)
-)
+
+
+COUNT_FINISHED = Prepared(_count_finished())
+
+
+@functools.cache
+def end_file_and_log(
+    failed: bool, stopped_at_checkpoint: bool, lines: int, refill: bool
+) -> Prepared:
+    """PostgreSQL: a file's advance past its last step (``ADVANCE``'s), its count in the job's
+    totals (``COUNT_FINISHED``'s) and the step's ``lines`` log lines, as one statement; with
+    ``refill``, also the release of the job's next waiting file into the place it leaves
+    (``window.refill``'s, with ``places`` 1 and its ``prefix``). Each part runs only if the
+    file moved, and the parts take the file's row, then the job's (the released file's is
+    skipped if locked), as the separate statements did. It RETURNs the job's state, its
+    count of files done and whether more are to be listed, and the released file's
+    ``released_index``, ``released_step`` and ``released_token`` (None when none was). The
+    caller runs it in the transaction that ends the job if the file was its last. Not for a
+    file with failed records: their messages are merged into the job's in Python
+    (counters.add_error_counts)."""
+    moved = _advance_statement(failed, stopped_at_checkpoint, file_ends=True).cte("moved")
+    file_moved = select(moved.c.job_status).exists()
+    counted = _count_finished(file_moved).cte("counted")
+    logged = insert_lines_if(lines, file_moved).cte("logged")
+    outcome = (
+        select(
+            moved.c.job_status,
+            counted.c.files_done,
+            counted.c.num_files,
+            counted.c.inputs_pending,
+        )
+        .select_from(moved.join(counted, true()))
+        .add_cte(logged)
+    )
+    if refill:
+        released = window.release_statement(file_moved).cte("released")
+        outcome = outcome.add_columns(
+            *[
+                select(released.c[name]).scalar_subquery().label(f"released_{label}")
+                for name, label in (
+                    ("file_index", "index"),
+                    ("next_step", "step"),
+                    ("next_task_id", "token"),
+                )
+            ]
+        )
+    return Prepared(outcome)
+
 
 COUNT_RECORD_ERRORS = Prepared(
     update(_jobs)

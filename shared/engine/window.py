@@ -21,7 +21,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, String, bindparam, cast, func, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    Update,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.sql import ColumnElement
 
 from shared.config import Settings
@@ -57,23 +67,32 @@ _NEXT_WAITING = (
     .cte("next_waiting")
     .prefix_with("MATERIALIZED", dialect="postgresql")
 )
-# Gives the next ``places`` waiting files of a runnable job their place: a token each,
-# ``prefix`` followed by the file's index.
-_RELEASE = Prepared(
-    update(_files)
-    .where(
-        _files.c.id.in_(select(_NEXT_WAITING.c.id)),
-        *_IS_WAITING,
-        select(_jobs.c.id)
-        .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, sorted(RUNNABLE)))
-        .exists(),
+
+
+def release_statement(condition: ColumnElement[bool] | None = None) -> Update:
+    """Gives the next ``places`` waiting files of a runnable job their place: a token each,
+    ``prefix`` followed by the file's index; RETURNs them. With ``condition``, only if it
+    holds (a part of a PostgreSQL statement that ends a file: shared/engine/statements.py)."""
+    conditions = [] if condition is None else [condition]
+    return (
+        update(_files)
+        .where(
+            _files.c.id.in_(select(_NEXT_WAITING.c.id)),
+            *_IS_WAITING,
+            select(_jobs.c.id)
+            .where(_jobs.c.id == bindparam("b_job_id"), one_of(_jobs.c.status, sorted(RUNNABLE)))
+            .exists(),
+            *conditions,
+        )
+        .values(
+            next_task_id=bindparam("prefix", type_=String) + cast(_files.c.file_index, String),
+            updated_at=bindparam("now", type_=_files.c.updated_at.type),
+        )
+        .returning(_files.c.file_index, _files.c.next_step, _files.c.next_task_id)
     )
-    .values(
-        next_task_id=bindparam("prefix", type_=String) + cast(_files.c.file_index, String),
-        updated_at=bindparam("now", type_=_files.c.updated_at.type),
-    )
-    .returning(_files.c.file_index, _files.c.next_step, _files.c.next_task_id)
-)
+
+
+_RELEASE = Prepared(release_statement())
 # The files of a job in its window: those not finished and not waiting.
 _IN_WINDOW = Prepared(
     select(

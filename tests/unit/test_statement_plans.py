@@ -45,6 +45,12 @@ POSTGRESQL_ONLY = {
     "count a step in a shard": counters.COUNT_STEP["postgresql"],
     "claim that starts a queued job": statements.CLAIM_AND_START,
     "claim that starts a queued job and reads its snapshot": statements.CLAIM_START_AND_SNAPSHOT,
+    **{
+        f"end a file and log it, refill {refill}": statements.end_file_and_log(
+            False, False, 3, refill
+        )
+        for refill in (False, True)
+    },
 }
 
 
