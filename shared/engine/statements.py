@@ -232,13 +232,13 @@ def end_file_and_log(
     totals (``COUNT_FINISHED``'s) and the step's ``lines`` log lines, as one statement; with
     ``refill``, also the release of the job's next waiting file into the place it leaves
     (``window.refill``'s, with ``places`` 1 and its ``prefix``). Each part runs only if the
-    file moved, and the parts take the file's row, then the job's (the released file's is
-    skipped if locked), as the separate statements did. It RETURNs the job's state, its
-    count of files done and whether more are to be listed, and the released file's
-    ``released_index``, ``released_step`` and ``released_token`` (None when none was). The
-    caller runs it in the transaction that ends the job if the file was its last. Not for a
-    file with failed records: their messages are merged into the job's in Python
-    (counters.add_error_counts)."""
+    file moved, and the parts take the file's row, then the job's, then the released file's
+    (skipped if another transaction holds it), as the separate statements did. It RETURNs
+    the job's state, its count of files done and whether more are to be listed, and the
+    released file's ``released_index``, ``released_step`` and ``released_token`` (None when
+    none was). The caller runs it in the transaction that ends the job if the file was its
+    last. Not for a file with failed records: their messages are merged into the job's in
+    Python (counters.add_error_counts)."""
     moved = _advance_statement(failed, stopped_at_checkpoint, file_ends=True).cte("moved")
     file_moved = select(moved.c.job_status).exists()
     counted = _count_finished(file_moved).cte("counted")
@@ -254,7 +254,10 @@ def end_file_and_log(
         .add_cte(logged)
     )
     if refill:
-        released = window.release_statement(file_moved).cte("released")
+        # After the count: the job's row before the released file's, whatever order the
+        # planner runs the WITH's parts in.
+        counted_file = select(counted.c.files_done).exists()
+        released = window.release_statement(counted_file).cte("released")
         outcome = outcome.add_columns(
             *[
                 select(released.c[name]).scalar_subquery().label(f"released_{label}")
