@@ -6,6 +6,7 @@ dropped and written again) with COPY: --jobs jobs of 1-3 files spread over the l
 ten users, with tags; one running job of --big-files files (half of them done), with a log of
 --log-lines lines. Then, through the real Flask app (in process, no network):
 
+- ``/health``, the liveness probe (no token, ``SELECT 1``): the floor of any request;
 - ``jobs/status`` of a 1-file job and of the big job, against the previous summary (every file
   row of the job read and added up, as shared/jobs/summary.py did);
 - ``jobs/list`` with common filters, a deep page through ``next_page``'s cursor, an explicit
@@ -472,6 +473,8 @@ def time_reads(args: argparse.Namespace, client, base_url: str | None, facts: di
     small, partial, after = facts["small"], facts["partial"], Cursor.decode(cursor)
     complete = "AND jobs.status = 'complete'"
     rows = [
+        # The floor of any request: the liveness probe reads no token and runs SELECT 1.
+        ("health (no token, SELECT 1)", get("/health"), None, None),
         ("jobs/status, 1-file job", get(f"/api/v1/jobs/status?job_id={small}"),
          lambda: store_status(url, small), lambda: old_summary(url, small)),
         (f"jobs/status, {args.big_files}-file job", get(f"/api/v1/jobs/status?job_id={BIG}"),

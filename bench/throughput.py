@@ -133,16 +133,17 @@ class FlowbinSide:
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
+    def upload(self, path: str, data: bytes) -> None:
+        """Write ``data`` at ``path`` in the bench's project folder of the drive."""
+        response = self.client.put(
+            f"/api/v1/drive/{self.user}/bench/{path}", data=data, headers=self.headers
+        )
+        assert response.status_code == 200, response.get_json()
+
     def prepare(self) -> None:
-        for path, data in (
-            ("flows/bench.ibflow", FLOW.encode()),
-            ("udfs/tag.py", UDF.encode()),
-            ("data/input/invoice.txt", INVOICE),
-        ):
-            response = self.client.put(
-                f"/api/v1/drive/{self.user}/bench/{path}", data=data, headers=self.headers
-            )
-            assert response.status_code == 200, response.get_json()
+        self.upload("flows/bench.ibflow", FLOW.encode())
+        self.upload("udfs/tag.py", UDF.encode())
+        self.upload("data/input/invoice.txt", INVOICE)
         since = datetime.now(UTC)
         job_id = self.post(
             "/api/v1/flow_binary/compile",
