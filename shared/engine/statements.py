@@ -8,7 +8,9 @@ SQL here. Each passes ``updated_at`` itself (a prepared statement runs no column
   snapshot, for a worker process that has not seen the job yet.
 - ``ADVANCE[(failed, stopped_at_checkpoint, file_ends)]``: the compare-and-set that moves a file
   past its step; ``advance_and_log`` is the same with the step's log lines, as one statement.
-- ``COUNT_FINISHED``: one more finished file of the job.
+- ``COUNT_FINISHED``: one more finished file of the job; ``end_file_and_log`` (PostgreSQL) is a
+  file's last advance, this count, its log lines and the release of the job's next waiting
+  file, as one statement.
 - ``COUNT_RECORD_ERRORS``: more records of a job with a maxParseExceptions failed a step
   (shared/engine/budget.py); never run for a job without one.
 - ``FILE_OUTCOMES``: how every file of the job ended, with the job's state.

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.control_udfs import CONTROL_UDFS, FLAKY_FLOW, GATED_FLOW
-from tests.integration.flows import invoice, run_async, status, wait_done
+from tests.integration.flows import (
+    compile_flow,
+    invoice,
+    put_project,
+    run_async,
+    status,
+    wait_done,
+)
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -128,6 +135,48 @@ def test_pause_holds_the_run_and_resume_finishes_it_without_rerunning_a_step(sta
     assert resumed_twice.status_code == 409 and "not paused" in resumed_twice.get_json()["msg"]
     paused_done = get(stack, f"/api/v1/jobs/pause?job_id={job_id}")
     assert paused_done.status_code == 409 and "complete" in paused_done.get_json()["msg"]
+
+
+def test_pauses_and_resumes_racing_a_running_job_lose_nothing_and_deadlock_nothing(stack):
+    """A resume takes the job's row, then its idle files' rows; a file's ending takes its own
+    row, then the job's, then a waiting file's (skipped if another transaction holds it).
+    Pausing and resuming a job again and again while its files end must not deadlock (the
+    store would abort one side: the request a 500, or the step sent again) nor lose a file."""
+    root = f"alice/races-{stack.backend}"
+    put_project(stack, root)
+    binary = compile_flow(stack, root)["results"][0]["binary_path"]
+    files = 90  # past the job window (64): the files that end give their places on
+    for number in range(files):
+        stack.upload(f"{root}/input/{number:03d}.txt", invoice(str(number), "10"))
+    log_start = stack.worker_log.stat().st_size
+    response = run_async(stack, {"binary_path": binary, "input_dir": f"{root}/input"})
+    job_id = response.get_json()["data"]["job_id"]
+    answers: Counter = Counter()
+
+    def progress() -> float | None:
+        """The share of the job's steps done; None once it ended."""
+        read = status(stack, job_id)
+        return None if read["state"] == "DONE" else json.loads(read["cur_status"])["curProgress"]
+
+    # A pause and a resume each time a twentieth more of the job's steps ran: every resume
+    # sends the window's steps again, so a tighter loop would only pile up stale messages.
+    reached = progress()
+    while reached is not None:
+        for action in ("pause", "resume"):
+            answers[get(stack, f"/api/v1/jobs/{action}?job_id={job_id}").status_code] += 1
+        wait_for(
+            lambda last=reached: (now := progress()) is None or now >= last + 0.05,
+            timeout=60,
+            message=f"the job to go on after a resume ({answers})",
+        )
+        reached = progress()
+    done = wait_done(stack, job_id)
+    assert done["cur_status"]["status"] == "COMPLETE"
+    assert done["cur_status"]["run_summary"]["numRecords"] == files
+    # A pause or resume that came after the job ended is a 409; none failed.
+    assert set(answers) <= {200, 409} and answers[200] >= 4, answers
+    log = stack.worker_log.read_bytes()[log_start:].decode("utf-8", "replace")
+    assert "deadlock detected" not in log
 
 
 def test_cancel_stops_running_steps_and_the_job_never_runs_again(stack, control):
