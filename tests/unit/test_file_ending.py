@@ -6,6 +6,7 @@ a statement each. Both must leave the store as the other does."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,7 +176,10 @@ def test_a_file_that_ends_passes_its_place_on_and_the_last_one_ends_the_job(
         "File 2.txt finished",
         "Completed single_flow",
     ]
-    assert (tmp_path / "var/drive/carol/out").is_dir()  # the job's combined results
+    # The job's combined results: the last file's, which its ending had in hand (the other
+    # two files wrote no results file here).
+    combined = json.loads((tmp_path / "var/drive/carol/out/results.json").read_text())
+    assert [record["file"] for record in combined] == ["2.txt"]
 
 
 def test_one_statement_ends_files_as_a_statement_each_does(postgresql_store, tmp_path, flow_binary):
