@@ -1,14 +1,15 @@
-"""Statements per run on PostgreSQL: ``--runs`` one-file runs of throughput.py's 3-step flow,
-submitted through the API's views (in this process) and run by a real worker, with the server
+"""Statements per run on PostgreSQL: ``--runs`` runs of throughput.py's 3-step flow over
+``--files`` input files each (one by default), submitted through the API's views (in this
+process) and run by a real worker, with the server
 logging every statement of the bench's own database (``log_statement = all``, set on that
 database alone, then reset), counted by kind from the server's log.
 
 Wall-clock throughput on a shared 2-core host moves by more than a statement or two per run is
-worth; the count does not move. Each statement an autocommit one-statement transaction, or a
-BEGIN, COMMIT or ROLLBACK, is one round trip to the server. Needs a superuser (to set
+worth; the count does not move. Each statement (one in autocommit, one in a transaction, or
+a BEGIN, COMMIT or ROLLBACK) is one round trip to the server. Needs a superuser (to set
 ``log_statement``) and the server's log file (``--log-file``; Debian's is the default).
 
-    .venv/bin/python bench/statements.py [--runs 50]
+    .venv/bin/python bench/statements.py [--runs 50] [--files 1]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/flowbin_bench_statements]
         [--log-file /var/log/postgresql/postgresql-15-main.log]
 """
