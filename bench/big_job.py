@@ -32,19 +32,16 @@ from pathlib import Path
 from sqlalchemy import create_engine, select
 
 from api.app import create_app
-from shared.accounts import credentials, users
 from shared.config import Settings
-from shared.drive import Drive
 from shared.ops.embedded_redis import EmbeddedRedis
 from shared.store import migrate
-from shared.store.db import session_scope
 from shared.store.models import Job
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proc_cpu  # noqa: E402
 from big_store import old_summary  # noqa: E402
 from flower_memory import rss_mb  # noqa: E402
-from throughput import INVOICE, FlowbinSide, start_worker, wait_until  # noqa: E402
+from throughput import INVOICE, FlowbinSide, bench_user, start_worker, wait_until  # noqa: E402
 
 # How often the end-to-end run's client reads jobs/status.
 STATUS_INTERVAL = 0.2
@@ -161,10 +158,7 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> None:
     settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
     migrate.upgrade(settings.sql_url)
     user = f"big-{uuid.uuid4().hex[:8]}"
-    with session_scope(settings.sql_url) as session:
-        users.create_user(session, user)
-        token = credentials.create_token(session, user)
-    Drive(settings.drive_root).space_home(user)
+    token = bench_user(settings, user)
     app = create_app(settings)
     celery_app = app.extensions["flowbin.celery"]
     log = data_dir / "worker.log"

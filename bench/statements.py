@@ -37,16 +37,14 @@ from bench.throughput import (  # noqa: E402
     INVOICE,
     WARMUP_RUNS,
     FlowbinSide,
+    bench_user,
     start_worker,
     wait_until,
 )
-from shared.accounts import credentials, users  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.drive import Drive  # noqa: E402
 from shared.ops.embedded_redis import EmbeddedRedis  # noqa: E402
 from shared.states import REPORTED_DONE  # noqa: E402
 from shared.store import migrate  # noqa: E402
-from shared.store.db import session_scope  # noqa: E402
 
 # A statement the server logged: "LOG:  statement: BEGIN" or "LOG:  execute <name>: SELECT ...".
 _LOGGED = re.compile(r"LOG:  (?:statement|execute [^:]*): (.*)")
@@ -89,10 +87,7 @@ def measure(args: argparse.Namespace, data_dir: Path, redis_url: str) -> Counter
     tag = uuid.uuid4().hex[:8]
     settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
     user = f"bench-{tag}"
-    with session_scope(settings.sql_url) as session:
-        users.create_user(session, user)
-        token = credentials.create_token(session, user)
-    Drive(settings.drive_root).space_home(user)
+    token = bench_user(settings, user)
     app = create_app(settings)
     worker = start_worker(settings, f"bench-{tag}", 2, data_dir / "worker.log")
     try:

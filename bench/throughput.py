@@ -82,6 +82,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def bench_user(settings: Settings, user: str) -> str:
+    """A new user ``user`` with a home on the drive; its API token."""
+    with session_scope(settings.sql_url) as session:
+        users.create_user(session, user)
+        token = credentials.create_token(session, user)
+    Drive(settings.drive_root).space_home(user)
+    return token
+
+
 def start_worker(settings: Settings, name: str, concurrency: int, log: Path) -> subprocess.Popen:
     """The worker of tests/conftest.py: prefork, the app of workers/app.py."""
     env = {**os.environ, **settings.to_env()}
@@ -267,10 +276,7 @@ def measure(
     settings = Settings(data_dir=data_dir, database_url=args.database_url, redis_url=redis_url)
     migrate.upgrade(settings.sql_url)
     user = f"bench-{tag}"
-    with session_scope(settings.sql_url) as session:
-        users.create_user(session, user)
-        token = credentials.create_token(session, user)
-    Drive(settings.drive_root).space_home(user)
+    token = bench_user(settings, user)
 
     app = create_app(settings)
     celery_app = app.extensions["flowbin.celery"]
