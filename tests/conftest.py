@@ -84,6 +84,14 @@ def store_url(request, tmp_path) -> str:
     return url
 
 
+@pytest.fixture
+def postgresql_store(tmp_path) -> str:
+    """A migrated, empty store on PostgreSQL alone, for what only PostgreSQL runs."""
+    url = fresh_database("postgresql", tmp_path, schema="store_tests")
+    upgrade(url)
+    return url
+
+
 class ApiUser:
     """Calls the API's test client as one of the session's users (``tokens`` by name)."""
 

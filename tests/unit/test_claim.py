@@ -18,9 +18,7 @@ from shared.engine.scheduling import CLAIM_GRACE, StepCall
 from shared.engine.snapshot import JobSnapshot, cached_snapshot, job_snapshot, remember_snapshot
 from shared.states import JobStatus
 from shared.store.db import connection_scope, engine_for, session_scope, statement_scope
-from shared.store.migrate import upgrade
 from shared.store.models import Job, JobFile
-from tests.conftest import fresh_database
 from tests.support import wait_for
 
 # Its own id: worker processes keep a job's snapshot by store URL and id, and PostgreSQL's
@@ -28,13 +26,6 @@ from tests.support import wait_for
 JOB = "claim-job"
 # The soft time limit a step's message carries.
 STEP_LIMIT = 300
-
-
-@pytest.fixture
-def postgresql_store(tmp_path) -> str:
-    url = fresh_database("postgresql", tmp_path, schema="store_tests")
-    upgrade(url)
-    return url
 
 
 def make_job(url: str, status: JobStatus, job_id: str = JOB) -> None:

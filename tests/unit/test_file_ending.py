@@ -69,13 +69,6 @@ def job_snapshot_of(data: bytes) -> JobSnapshot:
     )
 
 
-@pytest.fixture
-def postgresql_store(tmp_path) -> str:
-    url = fresh_database("postgresql", tmp_path, schema="store_tests")
-    upgrade(url)
-    return url
-
-
 def make_job(url: str) -> None:
     """A running job of three 1-step files in a window of two: files 0 and 1 claimed by tasks
     ``t0`` and ``t1``, file 2 waiting for a place."""

@@ -16,9 +16,7 @@ from shared.jobs import counters, ids, job_status, store
 from shared.jobs import log as joblog
 from shared.states import JobStatus
 from shared.store.db import connection_scope
-from shared.store.migrate import upgrade
 from shared.store.prepared import Prepared
-from tests.conftest import fresh_database
 
 HOT_STATEMENTS = {
     "claim": statements.CLAIM,
@@ -82,13 +80,6 @@ def test_a_hot_statement_reads_rows_by_index_not_by_scanning_a_table(store_url, 
     plan = plan_of(store_url, HOT_STATEMENTS[name])
     assert plan or name == "log lines", "the database gave no plan"
     assert scans(plan) == [], "\n".join(plan)
-
-
-@pytest.fixture
-def postgresql_store(tmp_path) -> str:
-    url = fresh_database("postgresql", tmp_path, schema="store_tests")
-    upgrade(url)
-    return url
 
 
 @pytest.mark.parametrize("name", sorted(POSTGRESQL_ONLY))
