@@ -264,9 +264,30 @@ def print_cpu(runs: int, sides: dict[str, dict | None]) -> None:
         cells = []
         for cpu in sides.values():
             seconds = sum(cpu.values()) if label == "total" else cpu[label]
-            cells.append(f"{1000 * seconds / runs:7.2f}")
+            cells.append(f"{1000 * seconds / runs:9.2f}")
         print(f"  {label:<22}" + "".join(cells))
-    print(f"  {'':<22}" + "".join(f"{name:>7}" for name in sides))
+    print(f"  {'':<22}" + "".join(f"{name:>9}" for name in sides))
+
+
+def print_cpu_bound(
+    runs: int, raw_s: float, flowbin_s: float, flowbin_cpu: dict | None, target: float
+) -> None:
+    """What the machine's cores allow: with every process of the run (API, worker, Redis,
+    PostgreSQL) on the same cores, Flowbin can run no faster than the cores over its CPU per
+    run, however its processes wait for each other; and so no closer to the raw side than
+    that. Then the CPU per run the target would need at most, at the raw side's speed."""
+    if flowbin_cpu is None:
+        return
+    cores = len(os.sched_getaffinity(0))
+    per_run = sum(flowbin_cpu.values()) / runs
+    raw_rate = runs / raw_s
+    most = cores / per_run
+    print(
+        f"CPU bound: {per_run * 1000:.1f} ms of CPU a run (it kept {per_run * runs / flowbin_s:.2f}"
+        f" of {cores} cores busy) allow at most {most:.1f} Flowbin runs/s, a ratio of at most "
+        f"{most / raw_rate:.2f} against the median round's raw side; {target} needs at most "
+        f"{1000 * cores / (target * raw_rate):.1f} ms a run"
+    )
 
 
 def measure(
@@ -325,6 +346,7 @@ def measure(
     target = 0.7 if store == "PostgreSQL" else 0.8  # issue 17's, for this store
     print(f"ratio: {raw_s / flowbin_s:.2f} (target >= {target})")
     print_cpu(args.runs, {"raw": raw_cpu, "flowbin": flowbin_cpu})
+    print_cpu_bound(args.runs, raw_s, flowbin_s, flowbin_cpu, target)
 
 
 def main() -> None:
