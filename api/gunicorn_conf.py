@@ -5,7 +5,11 @@ worker processes, counts the requests of all of them (shared/metrics/api_series.
 Each worker process keeps its series in files of one folder: ``PROMETHEUS_MULTIPROC_DIR`` if
 the environment sets it (emptied at start: files of an earlier run would count again), else a
 new temporary folder for this gunicorn, removed when it stops. It is set before any worker
-process starts, and so before any of them imports prometheus_client, which reads it then."""
+process starts, and so before any of them imports prometheus_client, which reads it then.
+
+gunicorn's control socket (for ``gunicornc``) is in the stack's data folder, not at gunicorn's
+default, one path for all of a user's gunicorns: a second stack on the machine would take that
+over, and the first of them to stop would remove it from under the other."""
 
 from __future__ import annotations
 
@@ -14,8 +18,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from shared.config import Settings
+
 FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 _made: list[str] = []
+
+# Read by gunicorn as its --control-socket setting. A path longer than a Unix socket address
+# allows (about 107 bytes) only costs the socket: gunicorn logs a warning and serves on.
+control_socket = str(Settings.from_env().data_dir.resolve() / "gunicorn.ctl")
 
 
 def on_starting(server) -> None:
