@@ -5,6 +5,7 @@ job to its final state, in the same transaction as the file's ending."""
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from sqlalchemy import Connection, update
 
@@ -60,9 +61,9 @@ def count_finished_file(conn: Connection, job_id: str, ending: dict) -> bool:
     """Count one more finished file, and add what it ended with (``file_ending``'s parameters,
     with its last ``step`` and the records it ``filtered`` there) to the job's totals; True for
     the caller that finished the last one."""
-    done, total, listing = COUNT_FINISHED.first(conn, {**ending, "b_job_id": job_id})
+    counted = COUNT_FINISHED.first(conn, {**ending, "b_job_id": job_id})
     add_error_counts(conn, job_id, ending["end_error_counts"])
-    return done >= total and not listing
+    return counted.files_done >= counted.num_files and not counted.inputs_pending
 
 
 def fail_file(
@@ -123,18 +124,48 @@ def fail_file(
     return failed_job, released
 
 
+class FileOutcome(NamedTuple):
+    """A row of FILE_OUTCOMES: how one file of the job ended, with the job's state."""
+
+    file_name: str
+    status: str
+    num_records: int
+    num_errors: int
+    job_status: str
+    inputs_pending: bool
+
+
+def only_file_outcome(ending: dict, file_name: str, job_status: str) -> list[FileOutcome]:
+    """FILE_OUTCOMES of a job of one file as its ending (``file_ending``'s parameters, just
+    written) tells them, with ``job_status`` as the ending's transaction holds the job's row:
+    what the caller knows without reading them back."""
+    return [
+        FileOutcome(
+            file_name,
+            ending["end_status"],
+            ending["end_num_records"],
+            ending["end_num_errors"],
+            job_status,
+            False,
+        )
+    ]
+
+
 def finish_job_if_done(
     conn: Connection,
     settings: Settings,
     job: JobSnapshot,
     logger: JobLogger,
     known: dict[str, list[dict]] | None = None,
+    outcomes: list[FileOutcome] | None = None,
 ) -> None:
     """Write the combined results and move the job to its final state, in the caller's
     transaction (idempotent: only a running or paused job with no pending file moves).
     ``known`` holds final results the caller has in hand, by file name; the rest are read
-    back from the files' results. The caller writes ``logger``'s lines."""
-    files = FILE_OUTCOMES.all(conn, {"b_job_id": job.id})
+    back from the files' results. ``outcomes``: the files' FILE_OUTCOMES if the caller has
+    them in hand (``only_file_outcome``), else they are read. The caller writes ``logger``'s
+    lines."""
+    files = outcomes if outcomes is not None else FILE_OUTCOMES.all(conn, {"b_job_id": job.id})
     if not files or files[0].job_status not in ENDING_SOURCES or files[0].inputs_pending:
         return
     if any(row.status == FileStatus.PENDING for row in files):

@@ -32,7 +32,13 @@ from shared.config import Settings
 from shared.drive import write_atomic
 from shared.engine import budget, statements, window
 from shared.engine.broker_work import BrokerWork, Publisher
-from shared.engine.endings import count_finished_file, fail_file, file_ending, finish_job_if_done
+from shared.engine.endings import (
+    count_finished_file,
+    fail_file,
+    file_ending,
+    finish_job_if_done,
+    only_file_outcome,
+)
 from shared.engine.layout import input_contents, results_file, step_output_file
 from shared.engine.redelivery import handle_refused
 from shared.engine.scheduling import CLAIM_GRACE, NextStep, StepCall, next_step_for, step_time_limit
@@ -319,7 +325,13 @@ class StepRunner:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if ended.files_done >= ended.num_files and not ended.inputs_pending:
                 known = {ending.file_name: ending.final}
-                finish_job_if_done(conn, self.settings, job, logger, known=known)
+                # A job of one file ends with what this ending wrote: no read of its files.
+                outcomes = (
+                    only_file_outcome(params, ending.file_name, ended.counted_status)
+                    if ended.num_files == 1
+                    else None
+                )
+                finish_job_if_done(conn, self.settings, job, logger, known, outcomes)
                 logger.write(conn)
         if not refill or ended.released_index is None:
             return None

@@ -219,7 +219,13 @@ def _count_finished(condition: ColumnElement[bool] | None = None) -> Update:
             total_filtered=_jobs.c.total_filtered + bindparam("filtered"),
         )
         # inputs_pending: a big input folder is still being listed, more files are to come.
-        .returning(_jobs.c.files_done, _jobs.c.num_files, _jobs.c.inputs_pending)
+        # The state is the job's latest, its row now held by this transaction.
+        .returning(
+            _jobs.c.files_done,
+            _jobs.c.num_files,
+            _jobs.c.inputs_pending,
+            _jobs.c.status.label("counted_status"),
+        )
     )
 
 
@@ -236,11 +242,12 @@ def end_file_and_log(
     (``window.refill``'s, with ``places`` 1 and its ``prefix``). Each part runs only if the
     file moved, and the parts take the file's row, then the job's, then the released file's
     (skipped if another transaction holds it), as the separate statements did. It RETURNs
-    the job's state, its count of files done and whether more are to be listed, and the
-    released file's ``released_index``, ``released_step`` and ``released_token`` (None when
-    none was). The caller runs it in the transaction that ends the job if the file was its
-    last. Not for a file with failed records: their messages are merged into the job's in
-    Python (counters.add_error_counts)."""
+    the job's state (as the advance saw it, and ``counted_status`` as the count left it), its
+    count of files done and whether more are to be listed, and the released file's
+    ``released_index``, ``released_step`` and ``released_token`` (None when none was). The
+    caller runs it in the transaction that ends the job if the file was its last. Not for a
+    file with failed records: their messages are merged into the job's in Python
+    (counters.add_error_counts)."""
     moved = _advance_statement(failed, stopped_at_checkpoint, file_ends=True).cte("moved")
     file_moved = select(moved.c.job_status).exists()
     counted = _count_finished(file_moved).cte("counted")
@@ -251,6 +258,7 @@ def end_file_and_log(
             counted.c.files_done,
             counted.c.num_files,
             counted.c.inputs_pending,
+            counted.c.counted_status,
         )
         .select_from(moved.join(counted, true()))
         .add_cte(logged)

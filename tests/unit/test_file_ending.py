@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 
 from shared.accounts.users import create_user
 from shared.config import Settings
-from shared.engine import window
+from shared.engine import statements, window
 from shared.engine.endings import file_ending
 from shared.engine.runner import FileEnding, StepRunner
 from shared.engine.snapshot import JobSnapshot, cached_binary
@@ -188,3 +188,59 @@ def test_an_ending_without_the_claim_changes_nothing(postgresql_store, tmp_path,
     runner = StepRunner(settings_with_binary(postgresql_store, tmp_path / "var", flow_binary))
     assert end(runner, job_snapshot_of(flow_binary), True, 0, "stale") is None
     assert store_state(postgresql_store) == before
+
+
+def make_one_file_job(url: str, status: JobStatus) -> None:
+    """A job of one 1-step file in ``status``, the file claimed by task ``t0``."""
+    with session_scope(url) as session:
+        owner = create_user(session, "carol")
+        session.add(
+            Job(
+                id=JOB,
+                owner_id=owner.id,
+                kind="flow",
+                status=status,
+                flow_type="single_flow",
+                trace_id="trace",
+                output_dir="carol/out",
+                num_files=1,
+                num_steps=1,
+            )
+        )
+        session.flush()
+        rows = file_rows(JOB, ["0.txt"], 0)
+        rows[0].update(next_task_id=None, claimed_by="t0", attempts=1)
+        session.execute(insert(JobFile), rows)
+
+
+def end_the_only_file(url: str, data_dir: Path, one_statement: bool, data: bytes, status):
+    """End the only file of a job in ``status``: the store afterwards, and whether the job's
+    combined results were written."""
+    make_one_file_job(url, status)
+    runner = StepRunner(settings_with_binary(url, data_dir, data))
+    assert end(runner, job_snapshot_of(data), one_statement, 0, "t0") is None
+    return store_state(url), (data_dir / "drive/carol/out/results.json").exists()
+
+
+@pytest.mark.parametrize("status", [JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.CANCELLED])
+def test_a_job_of_one_file_ends_without_reading_its_files_back(
+    postgresql_store, tmp_path, flow_binary, monkeypatch, status
+):
+    def read_back(*args, **kwargs):
+        raise AssertionError("the ending of a job's only file read the job's files back")
+
+    # The ending has the file's outcome in hand, and the job's state as its count left it.
+    monkeypatch.setattr(statements.FILE_OUTCOMES, "all", read_back)
+    one = end_the_only_file(postgresql_store, tmp_path / "one", True, flow_binary, status)
+    monkeypatch.undo()
+    other_store = fresh_database("postgresql", tmp_path, schema="store_tests")
+    upgrade(other_store)
+    assert end_the_only_file(other_store, tmp_path / "turns", False, flow_binary, status) == one
+    state, results_written = one
+    if status == JobStatus.CANCELLED:
+        # A cancelled job stays so, without results, though its last file finished.
+        assert state["job"][:3] == (JobStatus.CANCELLED, "", 1) and not results_written
+    else:
+        assert state["job"][:3] == (JobStatus.COMPLETE, "Completed single_flow", 1)
+        assert results_written
+    assert state["files"][0][0] == "complete"
