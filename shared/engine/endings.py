@@ -187,8 +187,16 @@ def finish_job_if_done(
         json.dumps(ibflowresults(job, combined), ensure_ascii=False).encode("utf-8"),
     )
     target, message = job_outcome(job, files)
-    if transition_job(conn, job.id, target, message=message, strict=False):
-        logger.log("ERROR" if target == JobStatus.FAILED else "INFO", message)
+    level = "ERROR" if target == JobStatus.FAILED else "INFO"
+    if logger.entries:
+        # After the lines the caller has yet to write.
+        if transition_job(conn, job.id, target, message=message, strict=False):
+            logger.log(level, message)
+        return
+    # With none pending, the job's last line goes in with its move (one statement on
+    # PostgreSQL).
+    line = logger.line(level, message)
+    transition_job(conn, job.id, target, message=message, strict=False, log_line=line)
 
 
 def job_outcome(job: JobSnapshot, files) -> tuple[JobStatus, str]:

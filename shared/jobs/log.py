@@ -71,17 +71,19 @@ class JobLogger:
     entries: list[dict] = field(default_factory=list)
 
     def log(self, level: str, message: str) -> None:
-        self.entries.append(
-            {
-                "job_id": self.job_id,
-                "task_id": self.task_id,
-                "level": level.upper(),
-                "ts": datetime.now(UTC),
-                "trace_id": self.trace_id,
-                "span_id": self.span_id,
-                "message": f"{self.prefix}{message}",
-            }
-        )
+        self.entries.append(self.line(level, message))
+
+    def line(self, level: str, message: str) -> dict:
+        """A line of this logger, not collected: for a caller that writes it itself."""
+        return {
+            "job_id": self.job_id,
+            "task_id": self.task_id,
+            "level": level.upper(),
+            "ts": datetime.now(UTC),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "message": f"{self.prefix}{message}",
+        }
 
     def info(self, message: str) -> None:
         self.log("INFO", message)
@@ -103,12 +105,17 @@ class JobLogger:
         return lines
 
     def write(self, conn: Connection) -> None:
-        """Insert the collected lines in ``conn``'s transaction: one statement for up to
-        ``LINES_PER_INSERT`` lines."""
-        for start in range(0, len(self.entries), LINES_PER_INSERT):
-            lines = self.entries[start : start + LINES_PER_INSERT]
-            _insert_lines(len(lines)).execute(conn, line_params(lines))
+        """Insert the collected lines in ``conn``'s transaction (``write_lines``)."""
+        write_lines(conn, self.entries)
         self.entries = []
+
+
+def write_lines(conn: Connection, lines: list[dict]) -> None:
+    """Insert ``lines`` (entries of a JobLogger) in ``conn``'s transaction: one statement for
+    up to ``LINES_PER_INSERT`` of them."""
+    for start in range(0, len(lines), LINES_PER_INSERT):
+        part = lines[start : start + LINES_PER_INSERT]
+        _insert_lines(len(part)).execute(conn, line_params(part))
 
 
 def read_logs(

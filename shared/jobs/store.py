@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shared.delivery import notify
 from shared.errors import InvalidTransition, NotFound
+from shared.jobs.log import insert_lines_if, line_params, write_lines
 from shared.states import ENDED, JobStatus, allowed_sources
 from shared.store.db import connection_of
 from shared.store.models import Job, JobTag
@@ -64,21 +65,35 @@ def transition_values(target: JobStatus) -> dict:
     return values
 
 
-@functools.cache
-def _transition_statement(target: JobStatus):
-    """The conditional UPDATE into ``target``, built once: workers run it on every step."""
+def _transition_update(target: JobStatus) -> Update:
+    """The conditional UPDATE into ``target``."""
     jobs = Job.__table__
     values = transition_values(target)
     sources = sorted(allowed_sources(target))
     # The row comes back from the UPDATE itself: a job that ends hands its receivers' settings
     # to the notifications without another read.
     returned = notify.JOB_COLUMNS_FOR_NOTIFYING if target in ENDED else (jobs.c.id,)
-    return Prepared(
+    return (
         update(jobs)
         .where(jobs.c.id == bindparam("b_job_id"), one_of(jobs.c.status, sources))
         .values(**values)
         .returning(*returned)
     )
+
+
+@functools.cache
+def _transition_statement(target: JobStatus) -> Prepared:
+    """``_transition_update``, built once: workers run it on every step."""
+    return Prepared(_transition_update(target))
+
+
+@functools.cache
+def _transition_and_log(target: JobStatus) -> Prepared:
+    """PostgreSQL: ``_transition_update`` and, only if the job moved, one log line
+    (``line_params``'), as one statement: the UPDATE's row comes back as it would alone."""
+    moved = _transition_update(target).cte("moved")
+    logged = insert_lines_if(1, select(*moved.c).exists()).cte("logged")
+    return Prepared(select(moved).add_cte(logged))
 
 
 def transition_job(
@@ -88,17 +103,25 @@ def transition_job(
     *,
     message: str | None = None,
     strict: bool = True,
+    log_line: dict | None = None,
 ) -> bool:
     """Move a job to ``target`` if the state machine allows it from the job's current state.
 
     The check and the write are one conditional UPDATE, so concurrent writers cannot both win.
     Returns whether the job moved; with ``strict`` a refused move raises InvalidTransition.
-    Runs in the transaction of ``store``: an ORM session's, or a bare connection's (workers).
+    ``log_line`` (a JobLogger entry) is written to the job's log if the job moved, in the same
+    statement on PostgreSQL. Runs in the transaction of ``store``: an ORM session's, or a bare
+    connection's (workers).
     """
     conn = connection_of(store)
-    moved = _transition_statement(target).first(
-        conn, {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)}
-    )
+    params = {"b_job_id": job_id, "new_message": message, "now": datetime.now(UTC)}
+    in_one = log_line is not None and conn.dialect.name == "postgresql"
+    if in_one:
+        moved = _transition_and_log(target).first(conn, {**params, **line_params([log_line])})
+    else:
+        moved = _transition_statement(target).first(conn, params)
+        if moved is not None and log_line is not None:
+            write_lines(conn, [log_line])
     if moved is not None:
         # In this same transaction: a job that ended always has its webhook and email
         # deliveries, and a rolled-back change has none (shared/delivery/notify.py).

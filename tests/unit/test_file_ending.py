@@ -240,7 +240,9 @@ def test_a_job_of_one_file_ends_without_reading_its_files_back(
     if status == JobStatus.CANCELLED:
         # A cancelled job stays so, without results, though its last file finished.
         assert state["job"][:3] == (JobStatus.CANCELLED, "", 1) and not results_written
+        assert state["lines"] == ["File 0.txt finished"]
     else:
         assert state["job"][:3] == (JobStatus.COMPLETE, "Completed single_flow", 1)
         assert results_written
+        assert state["lines"] == ["File 0.txt finished", "Completed single_flow"]
     assert state["files"][0][0] == "complete"

@@ -54,6 +54,26 @@ def test_only_one_of_two_racing_writers_wins(store_url):
     assert (first, second) == (True, False)
 
 
+@pytest.mark.parametrize("start", [JobStatus.RUNNING, JobStatus.CANCELLED])
+def test_a_transition_writes_its_log_line_only_if_the_job_moved(store_url, start):
+    job_id = make_job(store_url, start)
+    line = JobLogger(job_id, "task-1", "trace-1").line("INFO", "Completed flow")
+    with connection_scope(store_url) as conn:
+        moved = transition_job(
+            conn, job_id, JobStatus.COMPLETE, message="Completed flow", strict=False, log_line=line
+        )
+    assert moved == (start == JobStatus.RUNNING)
+    with session_scope(store_url, read_only=True) as session:
+        lines = read_logs(session, job_id, offset=0)
+    if moved:
+        assert status_of(store_url, job_id) == "complete"
+        assert [(entry["level"], entry["log"], entry["task_id"]) for entry in lines] == [
+            ("INFO", "Completed flow", "task-1")
+        ]
+    else:
+        assert status_of(store_url, job_id) == "cancelled" and lines == []
+
+
 def test_tokens_are_stored_hashed_and_authenticate(store_url):
     with session_scope(store_url) as session:
         create_user(session, "dave", is_admin=True)

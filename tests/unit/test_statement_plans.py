@@ -49,6 +49,10 @@ POSTGRESQL_ONLY = {
         )
         for refill in (False, True)
     },
+    **{
+        f"transition to {target} and log it": store._transition_and_log(target)
+        for target in (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.STOPPED_AT_CHECKPOINT)
+    },
 }
 
 
