@@ -16,6 +16,7 @@ from shared.accounts.access import ALL_STEPS
 from shared.accounts.users import user_by_reference
 from shared.errors import InvalidRequest, NotFound
 from shared.store.models import JobShare, Team, User
+from shared.store.sets import among
 
 EMPTY = {"teams": [], "users": []}
 
@@ -118,7 +119,7 @@ def collaboration_of(session: Session, job_ids: list[str]) -> dict[str, dict]:
         )
         .outerjoin(Team, Team.id == JobShare.team_id)
         .outerjoin(User, User.id == JobShare.user_id)
-        .where(JobShare.job_id.in_(job_ids))
+        .where(among(session, JobShare.job_id, job_ids))
         .order_by(JobShare.id)
     )
     for job_id, steps, team_id, team_name, user_id, username, email in rows:

@@ -33,6 +33,7 @@ from sqlalchemy.sql import ColumnElement
 from shared.states import FileStatus
 from shared.store.models import Job, JobFile, JobStepCount
 from shared.store.prepared import Prepared
+from shared.store.sets import among
 
 _jobs = Job.__table__
 
@@ -155,7 +156,7 @@ def shard_sums(store: Session | Connection, job_ids: list[str]) -> dict[str, tup
                 func.sum(JobStepCount.steps_done),
                 func.sum(JobStepCount.filtered),
             )
-            .where(JobStepCount.job_id.in_(job_ids))
+            .where(among(store, JobStepCount.job_id, job_ids))
             .group_by(JobStepCount.job_id)
         )
         for job_id, steps, filtered in rows:

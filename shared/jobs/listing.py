@@ -26,6 +26,7 @@ from shared.errors import InvalidRequest
 from shared.jobs.ids import JOB_ID
 from shared.states import LIST_STATE_FILTER, LISTED_KINDS, ReviewState
 from shared.store.models import Job, JobPipeline, JobTag, User
+from shared.store.sets import among
 
 REVIEW_STATES = set(ReviewState) | {"IN_REVIEW"}
 
@@ -154,14 +155,16 @@ def usernames(session: Session, jobs: list[Job]) -> dict[int, str]:
     owner_ids = {job.owner_id for job in jobs}
     if not owner_ids:
         return {}
-    rows = session.execute(select(User.id, User.username).where(User.id.in_(owner_ids)))
+    rows = session.execute(select(User.id, User.username).where(among(session, User.id, owner_ids)))
     return {user_id: username for user_id, username in rows}
 
 
 def pipeline_ids_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
     rows = session.execute(
-        select(JobPipeline.job_id, JobPipeline.pipeline_id).where(JobPipeline.job_id.in_(job_ids))
+        select(JobPipeline.job_id, JobPipeline.pipeline_id).where(
+            among(session, JobPipeline.job_id, job_ids)
+        )
     )
     for job_id, pipeline_id in rows:
         found[job_id].append(pipeline_id)

@@ -16,6 +16,7 @@ from shared.states import ENDED, JobStatus, allowed_sources
 from shared.store.db import connection_of
 from shared.store.models import Job, JobTag
 from shared.store.prepared import Prepared, one_of
+from shared.store.sets import among
 
 
 def add_tags(store: Session | Connection, job_id: str, tags: list[str]) -> list[str]:
@@ -36,7 +37,9 @@ def set_tags(session: Session, job_id: str, tags: list[str]) -> list[str]:
 def tags_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     tags: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
     rows = session.execute(
-        select(JobTag.job_id, JobTag.tag).where(JobTag.job_id.in_(job_ids)).order_by(JobTag.tag)
+        select(JobTag.job_id, JobTag.tag)
+        .where(among(session, JobTag.job_id, job_ids))
+        .order_by(JobTag.tag)
     )
     for job_id, tag in rows:
         tags[job_id].append(tag)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from shared.jobs.summary import RunSummary, flow_review_metrics
 from shared.states import JobKind, JobStatus
 from shared.store.models import Job, RecordReview
+from shared.store.sets import among
 
 
 def review_metrics(
@@ -26,7 +27,7 @@ def review_metrics(
         rows = session.execute(
             select(RecordReview.job_id, func.count(), func.sum(case((in_current_stop, 1), else_=0)))
             .join(Job, Job.id == RecordReview.job_id)
-            .where(RecordReview.job_id.in_(flow_ids))
+            .where(among(session, RecordReview.job_id, flow_ids))
             .group_by(RecordReview.job_id)
         )
         counts = {job_id: (reviewed, int(current or 0)) for job_id, reviewed, current in rows}
