@@ -93,7 +93,8 @@ def _transition_statement(target: JobStatus) -> Prepared:
 @functools.cache
 def _transition_and_log(target: JobStatus) -> Prepared:
     """PostgreSQL: ``_transition_update`` and, only if the job moved, one log line
-    (``line_params``'), as one statement: the UPDATE's row comes back as it would alone."""
+    (with ``line_params``' parameters), as one statement: the UPDATE's row comes back as it
+    would alone."""
     moved = _transition_update(target).cte("moved")
     logged = insert_lines_if(1, select(*moved.c).exists()).cte("logged")
     return Prepared(select(moved).add_cte(logged))
