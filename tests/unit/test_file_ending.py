@@ -69,9 +69,12 @@ def job_snapshot_of(data: bytes) -> JobSnapshot:
     )
 
 
-def make_job(url: str) -> None:
-    """A running job of three 1-step files in a window of two: files 0 and 1 claimed by tasks
-    ``t0`` and ``t1``, file 2 waiting for a place."""
+def make_job(
+    url: str, files: int = FILES, claimed: int = 2, status: JobStatus = JobStatus.RUNNING
+) -> None:
+    """A job of ``files`` 1-step files in ``status``: the first ``claimed`` claimed by tasks
+    ``t0``, ``t1``..., the others waiting for a place (by default three files in a window of
+    two, file 2 waiting)."""
     with session_scope(url) as session:
         owner = create_user(session, "carol")
         session.add(
@@ -79,17 +82,17 @@ def make_job(url: str) -> None:
                 id=JOB,
                 owner_id=owner.id,
                 kind="flow",
-                status=JobStatus.RUNNING,
+                status=status,
                 flow_type="single_flow",
                 trace_id="trace",
                 output_dir="carol/out",
-                num_files=FILES,
+                num_files=files,
                 num_steps=1,
             )
         )
         session.flush()
-        rows = file_rows(JOB, [f"{n}.txt" for n in range(FILES)], 0)
-        for row in rows[:2]:
+        rows = file_rows(JOB, [f"{n}.txt" for n in range(files)], 0)
+        for row in rows[:claimed]:
             row.update(next_task_id=None, claimed_by=f"t{row['file_index']}", attempts=1)
         session.execute(insert(JobFile), rows)
 
@@ -190,33 +193,10 @@ def test_an_ending_without_the_claim_changes_nothing(postgresql_store, tmp_path,
     assert store_state(postgresql_store) == before
 
 
-def make_one_file_job(url: str, status: JobStatus) -> None:
-    """A job of one 1-step file in ``status``, the file claimed by task ``t0``."""
-    with session_scope(url) as session:
-        owner = create_user(session, "carol")
-        session.add(
-            Job(
-                id=JOB,
-                owner_id=owner.id,
-                kind="flow",
-                status=status,
-                flow_type="single_flow",
-                trace_id="trace",
-                output_dir="carol/out",
-                num_files=1,
-                num_steps=1,
-            )
-        )
-        session.flush()
-        rows = file_rows(JOB, ["0.txt"], 0)
-        rows[0].update(next_task_id=None, claimed_by="t0", attempts=1)
-        session.execute(insert(JobFile), rows)
-
-
 def end_the_only_file(url: str, data_dir: Path, one_statement: bool, data: bytes, status):
     """End the only file of a job in ``status``: the store afterwards, and whether the job's
     combined results were written."""
-    make_one_file_job(url, status)
+    make_job(url, files=1, claimed=1, status=status)
     runner = StepRunner(settings_with_binary(url, data_dir, data))
     assert end(runner, job_snapshot_of(data), one_statement, 0, "t0") is None
     return store_state(url), (data_dir / "drive/carol/out/results.json").exists()
