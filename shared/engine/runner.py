@@ -40,6 +40,7 @@ from shared.engine.endings import (
     only_file_outcome,
 )
 from shared.engine.layout import input_contents, results_file, step_output_file
+from shared.engine.paused_files import released_meanwhile, resumed_meanwhile
 from shared.engine.redelivery import handle_refused
 from shared.engine.scheduling import CLAIM_GRACE, NextStep, StepCall, next_step_for, step_time_limit
 from shared.engine.snapshot import (
@@ -261,11 +262,15 @@ class StepRunner:
             token = params["next_token"] = new_task_id()
             # The job's state as of the file's UPDATE. A pause committed first stops the file
             # here, with no token; a resume then schedules it, or, if the resume could not see
-            # it yet, stalled-step recovery does (shared/engine/recovery.py).
+            # it yet, this step does (shared/engine/paused_files.py).
             if errors:
                 status = self._advance_counting(kind, params, errors, job, logger)
             else:
                 status = self._advance(kind, params, logger)
+            if status == JobStatus.PAUSED:
+                return resumed_meanwhile(
+                    self.settings, job, binary, call.file_index, call.step_index + 1, token
+                )
             if status not in RUNNABLE:
                 if status == JobStatus.FAILED:
                     # The job failed (this step passed its budget, or another did): the file
@@ -295,7 +300,8 @@ class StepRunner:
         job, params = ending.job, ending.params
         failed_job, released = False, None
         with connection_scope(self.settings.sql_url) as conn:
-            if statements.ADVANCE[(*ending.kind, True)].first(conn, params) is None:
+            moved = statements.ADVANCE[(*ending.kind, True)].first(conn, params)
+            if moved is None:
                 return None  # the claim was lost meanwhile (cancelled, or taken over)
             if ending.errors:
                 failed_job = budget.count_record_errors(conn, job, ending.errors, logger)[1]
@@ -308,6 +314,8 @@ class StepRunner:
             logger.write(conn)
         if failed_job:
             self._stop_files(job, params["task_id"])
+        if released is None and moved.job_status == JobStatus.PAUSED:
+            return released_meanwhile(self.settings, job, params["task_id"])
         return released
 
     def _end_file(self, ending: FileEnding, logger: JobLogger) -> NextStep | None:
@@ -333,6 +341,8 @@ class StepRunner:
                 )
                 finish_job_if_done(conn, self.settings, job, logger, known, outcomes)
                 logger.write(conn)
+        if refill and ended.released_index is None and ended.job_status == JobStatus.PAUSED:
+            return released_meanwhile(self.settings, job, params["task_id"])
         if not refill or ended.released_index is None:
             return None
         return next_step_for(

@@ -152,6 +152,19 @@ def refill(
     return released[0] if released else None
 
 
+def refill_if_room(
+    conn: Connection, settings: Settings, job: Job | JobSnapshot, ended_by: str
+) -> NextStep | None:
+    """``refill``, only if the job's window has a place free (shared/engine/paused_files.py:
+    the file that ended may already have been counted out of the window)."""
+    window = size(settings)
+    in_window = None if window is None else _IN_WINDOW.first(conn, {"b_job_id": job.id})
+    if in_window is None or in_window[0] >= window:
+        return None
+    released = _release(conn, settings, job, 1, released_prefix(ended_by))
+    return released[0] if released else None
+
+
 def fill(conn: Connection, settings: Settings, job: Job | JobSnapshot) -> list[NextStep]:
     """Give waiting files of a runnable ``job`` a place until its window is full, in the
     caller's transaction; the steps to publish after the commit."""

@@ -81,7 +81,8 @@ def resume_job(session: Session, settings: Settings, job: Job) -> BrokerWork:
             # Waits for a step that is committing its advance right now, then sees it: that step
             # read the job as paused, so it is this resume that must publish the file's next step.
             # On PostgreSQL a file still claimed in this read's snapshot is not waited for; if
-            # its step then advances seeing the job paused, recovery schedules it.
+            # its step then advances seeing the job paused, that step waits for this commit and
+            # sends the file on itself (shared/engine/paused_files.py).
             .with_for_update()
         )
     )

@@ -156,7 +156,7 @@ def test_pauses_and_resumes_racing_a_running_job_lose_nothing_and_deadlock_nothi
     row, then the job's, then a waiting file's (skipped if another transaction holds it).
     Pausing and resuming a job again and again while its files end must not deadlock (the
     store would abort one side: the request a 500, or the step sent again) nor lose a file: the
-    job completes, with the stalled-step recovery beat would run for a file a resume missed."""
+    job completes (with the stalled-step recovery beat would run, should a file be left behind)."""
     root = f"alice/races-{stack.backend}"
     put_project(stack, root)
     binary = compile_flow(stack, root)["results"][0]["binary_path"]
@@ -173,8 +173,10 @@ def test_pauses_and_resumes_racing_a_running_job_lose_nothing_and_deadlock_nothi
         read = status(stack, job_id)
         return None if read["state"] == "DONE" else json.loads(read["cur_status"])["curProgress"]
 
-    # A resume cannot see a file whose step is still advancing under the pause, nor that step
-    # the resume: stalled-step recovery, which beat runs every minute, sends such a file on
+    # A resume cannot see a file whose step is still advancing under the pause: that step
+    # waits for the resume's commit and sends the file on (shared/engine/paused_files.py,
+    # whose races tests/unit/test_paused_files.py plays out). Should anything else leave a
+    # file behind, stalled-step recovery, which beat runs every minute, sends it on
     # (shared/engine/recovery.py). This stack has no beat: a job stuck for a few seconds after
     # a resume gets the round beat would send, then one every few seconds.
     celery_app = stack.client.application.extensions["flowbin.celery"]

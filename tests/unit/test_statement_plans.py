@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.accounts import credentials
-from shared.engine import snapshot, statements
+from shared.engine import paused_files, snapshot, statements
 from shared.jobs import counters, ids, job_status, store
 from shared.jobs import log as joblog
 from shared.states import JobStatus
@@ -33,6 +33,9 @@ HOT_STATEMENTS = {
     "job status read": Prepared(job_status._STATUS),
     "job with its totals": Prepared(counters._JOB_WITH_SHARDS),
     "log lines": joblog._insert_lines(3),
+    # Run after a step that read its job as paused (shared/engine/paused_files.py).
+    "wait for the job's writers": paused_files._WAIT_FOR_JOB_WRITERS,
+    "token for a file stopped at a pause": paused_files._GIVE_TOKEN,
 }
 # Statements only PostgreSQL runs (SQLite has no INSERT or UPDATE inside a WITH).
 POSTGRESQL_ONLY = {
