@@ -33,11 +33,10 @@ from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
 from shared.accounts.access import JobNeed, get_job_for
 from shared.engine.broker_work import BrokerWork
 from shared.jobs.job_status import job_status
-from shared.jobs.listing import Cursor, JobFilter, list_jobs, pipeline_ids_of, usernames
+from shared.jobs.listing import Cursor, JobFilter, list_jobs, pipeline_ids_of
 from shared.jobs.log import read_logs
+from shared.jobs.page_facts import page_facts
 from shared.jobs.store import tags_of
-from shared.jobs.summary import jobs_with_running_steps, run_summaries
-from shared.review.metrics import review_metrics
 from shared.runs import bulk, control, sharing
 from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Permission, Transition
 from shared.store.db import custom_plans
@@ -121,23 +120,19 @@ class JobList(MethodView):
             custom_plans(session)
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
-            summaries = run_summaries(session, jobs)
-            metrics = review_metrics(session, jobs, summaries)
+            facts = page_facts(session, jobs)
             tags = tags_of(session, ids)
             pipelines = pipeline_ids_of(session, ids)
-            owners = usernames(session, jobs)
-            running = jobs_with_running_steps(
-                session, [job.id for job in jobs if job.status == JobStatus.PAUSED]
-            )
         items = [
             seed_list_item(
                 job,
-                summaries[job.id],
-                owners[job.owner_id],
+                facts[job.id].summary,
+                facts[job.id].owner,
                 tags[job.id],
                 pipelines[job.id],
-                job.id in running,
-                metrics[job.id],
+                # A paused job still finishing a step is shown as pausing.
+                job.status == JobStatus.PAUSED and facts[job.id].steps_running,
+                facts[job.id].review_metrics,
             )
             for job in jobs
         ]

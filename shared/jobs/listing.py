@@ -151,14 +151,6 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
     return rows[: wanted.limit], len(rows) > wanted.limit
 
 
-def usernames(session: Session, jobs: list[Job]) -> dict[int, str]:
-    owner_ids = {job.owner_id for job in jobs}
-    if not owner_ids:
-        return {}
-    rows = session.execute(select(User.id, User.username).where(among(session, User.id, owner_ids)))
-    return {user_id: username for user_id, username in rows}
-
-
 def pipeline_ids_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
     rows = session.execute(

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from shared.accounts import credentials
 from shared.engine import paused_files, snapshot, statements
-from shared.jobs import counters, ids, job_status, store
+from shared.jobs import counters, ids, job_status, page_facts, store
 from shared.jobs import log as joblog
 from shared.states import JobStatus
 from shared.store.db import connection_scope
@@ -45,6 +45,7 @@ POSTGRESQL_ONLY = {
     },
     "count a step in a shard": counters.COUNT_STEP["postgresql"],
     "claim that starts a queued job": statements.CLAIM_AND_START,
+    "a list page's facts": Prepared(page_facts._FACTS["postgresql"]),
     "claim that starts a queued job and reads its snapshot": statements.CLAIM_START_AND_SNAPSHOT,
     **{
         f"end a file and log it, refill {refill}": statements.end_file_and_log(
