@@ -14,6 +14,8 @@ ten users, with tags; one running job of --big-files files (half of them done), 
   previous statements (the same filters with OFFSET, and the partial id without the trigram
   index: bitmap scans off);
 - ``get_logs`` deep in the big job's log through ``after_id``, against the previous OFFSET page;
+- a list page's side reads (its 20 jobs' owners, totals, review counts and running steps) in one
+  statement, against the four statements they were before, alternating;
 - the plan flip: the first page on a connection that has served ten deep pages, with and
   without ``plan_cache_mode=force_custom_plan``;
 - ``run_binary_async`` of a 1-file job by one of the ten owners (about a tenth of the jobs are
@@ -276,6 +278,50 @@ def store_list(url: str, **wanted) -> None:
         custom_plans(session)
         admin = Principal(user_id=1, username="admin", is_admin=True)
         list_jobs(session, admin, JobFilter(now - timedelta(days=7), now, **wanted))
+
+
+def first_page(session) -> list:
+    """The jobs of the listing's first page of 20, newest first."""
+    from sqlalchemy import select
+
+    return list(
+        session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(20))
+    )
+
+
+def page_facts_now(url: str) -> Callable[[], object]:
+    """A page's side reads as jobs/list makes them now: one statement (shared/jobs/
+    page_facts.py), in the list's read transaction."""
+    from shared.jobs.page_facts import page_facts
+
+    def call():
+        with session_scope(url, read_only=True) as session:
+            page_facts(session, first_page(session))
+
+    return call
+
+
+def page_facts_before(url: str) -> Callable[[], object]:
+    """The same reads as the previous commit made them: a statement each for the page's shard
+    sums, review counts, owners' names and paused jobs' running steps."""
+    from sqlalchemy import select
+
+    from shared.jobs.summary import jobs_with_running_steps, run_summaries
+    from shared.review.metrics import review_metrics
+    from shared.states import JobStatus
+    from shared.store.models import User
+    from shared.store.sets import among
+
+    def call():
+        with session_scope(url, read_only=True) as session:
+            jobs = first_page(session)
+            review_metrics(session, jobs, run_summaries(session, jobs))
+            owners = {job.owner_id for job in jobs}
+            session.execute(select(User.id, User.username).where(among(session, User.id, owners)))
+            paused = [job.id for job in jobs if job.status == JobStatus.PAUSED]
+            jobs_with_running_steps(session, paused)
+
+    return call
 
 
 def plan_flip(url: str, custom: bool, deep: int) -> float:
@@ -590,6 +636,13 @@ def main() -> None:
         token = facts["tokens"][SUBMITTER]
         on_big, on_empty = time_submit(settings, client, token, args.queries)
     print(f"{'submit, 1-file job':38s} {figures(on_big, 14)}")
+    # Both include reading the page's 20 jobs: alternating, so that a slow spell falls on both.
+    now, before = timed_alternately([page_facts_now(url), page_facts_before(url)], args.queries)
+    print(
+        f"list page's side reads (20 jobs, with the page): one statement p50 {now[0]:.1f} ms "
+        f"p99 {now[1]:.1f} ms; four statements, as before, p50 {before[0]:.1f} ms p99 "
+        f"{before[1]:.1f} ms"
+    )
     print(
         "plan flip, first page after ten deep pages on one connection: "
         f"{plan_flip(url, False, args.jobs // 2):.1f} ms with the default plan cache, "
