@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from api.job_schemas import ListResponse
 from tests.integration.control_udfs import CONTROL_UDFS, HOLD_FLOW
 from tests.integration.flows import invoice, run_async, wait_done
 from tests.integration.test_job_control import Control
@@ -117,6 +118,14 @@ def test_list_filters_pages_and_ownership(stack, held):
 
     admin = listing(stack, f"tags={tag}", user="root")
     assert {j["job_id"] for j in admin["jobs"]} == {*mine, theirs}
+    # The body goes out as the presenter shaped it, without a dump through the schema the
+    # spec documents: it must be what that dump would give, no field more or less.
+    for body in (page, rest, admin):
+        assert ListResponse().dump(body) == body
+    # A key the API does not know is still reported, as on every v1 answer.
+    assert listing(stack, f"tags={tag}&colour=red")["warnings"] == [
+        "colour is not supported and was ignored"
+    ]
     assert [j["job_id"] for j in listing(stack, f"tags={tag}&user=bob", "root")["jobs"]] == [theirs]
     assert listing(stack, f"tags={tag}&state=FAILED,CANCELLED")["jobs"] == []
     assert len(listing(stack, f"tags={tag}&state=COMPLETE&priority=3")["jobs"]) == 3
