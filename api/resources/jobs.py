@@ -33,10 +33,9 @@ from api.schemas import LogsArgs, LogsResponse, StatusArgs, StatusResponse
 from shared.accounts.access import JobNeed, get_job_for
 from shared.engine.broker_work import BrokerWork
 from shared.jobs.job_status import job_status
-from shared.jobs.listing import Cursor, JobFilter, list_jobs, pipeline_ids_of
+from shared.jobs.listing import Cursor, JobFilter, list_jobs, tags_and_pipelines_of
 from shared.jobs.log import read_logs
 from shared.jobs.page_facts import page_facts
-from shared.jobs.store import tags_of
 from shared.runs import bulk, control, sharing
 from shared.states import CANCEL, PAUSE, RESUME, JobStatus, Permission, Transition
 from shared.store.db import custom_plans
@@ -121,8 +120,7 @@ class JobList(MethodView):
             jobs, more = list_jobs(session, principal(), wanted)
             ids = [job.id for job in jobs]
             facts = page_facts(session, jobs)
-            tags = tags_of(session, ids)
-            pipelines = pipeline_ids_of(session, ids)
+            tags, pipelines = tags_and_pipelines_of(session, ids)
         items = [
             seed_list_item(
                 job,

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy import ColumnElement, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from shared.accounts.access import visible_jobs
@@ -151,13 +151,22 @@ def list_jobs(session: Session, principal: Principal, wanted: JobFilter) -> tupl
     return rows[: wanted.limit], len(rows) > wanted.limit
 
 
-def pipeline_ids_of(session: Session, job_ids: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
-    rows = session.execute(
-        select(JobPipeline.job_id, JobPipeline.pipeline_id).where(
+def tags_and_pipelines_of(
+    session: Session, job_ids: list[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each job's tags and its pipeline ids, each sorted, in one statement for the page."""
+    tags: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+    pipelines: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+    if not job_ids:
+        return tags, pipelines
+    labels = union_all(
+        select(JobTag.job_id, literal(0).label("kind"), JobTag.tag.label("label")).where(
+            among(session, JobTag.job_id, job_ids)
+        ),
+        select(JobPipeline.job_id, literal(1), JobPipeline.pipeline_id).where(
             among(session, JobPipeline.job_id, job_ids)
-        )
-    )
-    for job_id, pipeline_id in rows:
-        found[job_id].append(pipeline_id)
-    return found
+        ),
+    ).order_by("kind", "label")
+    for job_id, kind, label in session.execute(labels):
+        (pipelines if kind else tags)[job_id].append(label)
+    return tags, pipelines

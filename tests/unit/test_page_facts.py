@@ -1,5 +1,6 @@
 """A page of jobs/list reads its jobs' owners, totals, review counts and running steps in one
-statement (shared/jobs/page_facts.py), and says of each job what the per-job reads say."""
+statement (shared/jobs/page_facts.py), and says of each job what the per-job reads say; its
+tags and pipelines in another (shared/jobs/listing.py)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,10 +8,12 @@ import pytest
 from sqlalchemy import event
 
 from shared.jobs.job_status import job_status
+from shared.jobs.listing import tags_and_pipelines_of
 from shared.jobs.page_facts import page_facts
+from shared.jobs.store import set_tags, tags_of
 from shared.states import JobStatus
 from shared.store.db import engine_for, session_scope, statement_session
-from shared.store.models import Job, JobStepCount
+from shared.store.models import Job, JobPipeline, JobStepCount
 from tests.unit.test_job_status_read import principal_of, stopped_job
 
 
@@ -86,3 +89,33 @@ def test_it_is_one_statement_for_the_page(store_url):
             event.remove(engine_for(store_url), "before_cursor_execute", count)
         assert page_facts(session, []) == {}
     assert len(statements) == 1, statements
+
+
+def test_a_page_reads_its_tags_and_pipelines_in_one_statement(store_url):
+    stopped_job(store_url, datetime.now(UTC))
+    more_jobs(store_url)
+    with session_scope(store_url) as session:
+        set_tags(session, "job-1", ["zeta", "Alpha", "mid"])
+        set_tags(session, "job-3", ["only"])
+        session.add_all(
+            [JobPipeline(job_id="job-1", pipeline_id=name) for name in ("p2", "p10", "p1")]
+        )
+    ids = ["job-1", "job-2", "job-3"]
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    with session_scope(store_url, read_only=True) as session:
+        event.listen(engine_for(store_url), "before_cursor_execute", count)
+        try:
+            tags, pipelines = tags_and_pipelines_of(session, ids)
+        finally:
+            event.remove(engine_for(store_url), "before_cursor_execute", count)
+        # In the order the job's own tag reads give them (the database's, by tag).
+        assert tags == tags_of(session, ids)
+        assert tags_and_pipelines_of(session, []) == ({}, {})
+    assert len(statements) == 1, statements
+    assert tags["job-3"] == ["only"] and tags["job-2"] == []
+    assert sorted(tags["job-1"]) == ["Alpha", "mid", "zeta"]
+    assert pipelines == {"job-1": ["p1", "p10", "p2"], "job-2": [], "job-3": []}
