@@ -124,13 +124,13 @@ class JobList(MethodView):
         items = [
             seed_list_item(
                 job,
-                facts[job.id].summary,
+                facts[job.id].status.summary,
                 facts[job.id].owner,
                 tags[job.id],
                 pipelines[job.id],
                 # A paused job still finishing a step is shown as pausing.
-                job.status == JobStatus.PAUSED and facts[job.id].steps_running,
-                facts[job.id].review_metrics,
+                job.status == JobStatus.PAUSED and facts[job.id].status.steps_running,
+                facts[job.id].status.review_metrics,
             )
             for job in jobs
         ]

@@ -32,8 +32,10 @@ def _count(*conditions):
     return select(func.count()).where(*conditions).scalar_subquery()
 
 
-_STATUS = select(
-    Job,
+# What a status shows beside the job's row, as columns of a query on jobs (its parameter
+# ``now``): the shard sums, the review counts, and whether a step runs. A list page reads the
+# same for its jobs (shared/jobs/page_facts.py).
+STATUS_COLUMNS = (
     *SHARD_SUMS,
     _count(RecordReview.job_id == Job.id),
     _count(RecordReview.job_id == Job.id, RecordReview.job_stopped_at == Job.finished_at),
@@ -42,7 +44,20 @@ _STATUS = select(
     Job.id.in_(
         select(JobFile.job_id).where(claimed_file(), JobFile.claimed_until > bindparam("now"))
     ),
-).where(Job.id == bindparam("job_id"))
+)
+_STATUS = select(Job, *STATUS_COLUMNS).where(Job.id == bindparam("job_id"))
+
+
+def status_read(job: Job, columns: tuple) -> JobStatusRead:
+    """The status of ``job`` from its ``STATUS_COLUMNS``."""
+    steps, filtered, reviewed, reviewed_in_stop, running = columns
+    summary = summarize(job, counters_of_job(job, (int(steps or 0), int(filtered or 0))))
+    review = None
+    if job.kind == JobKind.FLOW:
+        # Reviews of an earlier stop do not count against the records stopped now.
+        current = reviewed_in_stop if job.status == JobStatus.STOPPED_AT_CHECKPOINT else 0
+        review = flow_review_metrics(summary.num_checkpoint_failed, reviewed, current)
+    return JobStatusRead(job, summary, bool(running), review)
 
 
 def job_status(session: Session, principal: Principal, job_id: str) -> JobStatusRead:
@@ -51,11 +66,4 @@ def job_status(session: Session, principal: Principal, job_id: str) -> JobStatus
         raise InvalidRequest("job_id is required")
     row = session.execute(_STATUS, {"job_id": job_id, "now": datetime.now(UTC)}).first()
     job, _ = checked_grant(session, principal, job_id, row[0] if row else None, JobNeed.VIEW)
-    _, steps, filtered, reviewed, reviewed_in_stop, running = row
-    summary = summarize(job, counters_of_job(job, (int(steps), int(filtered))))
-    review = None
-    if job.kind == JobKind.FLOW:
-        # Reviews of an earlier stop do not count against the records stopped now.
-        current = reviewed_in_stop if job.status == JobStatus.STOPPED_AT_CHECKPOINT else 0
-        review = flow_review_metrics(summary.num_checkpoint_failed, reviewed, current)
-    return JobStatusRead(job, summary, bool(running), review)
+    return status_read(job, tuple(row[1:]))

@@ -2,52 +2,32 @@
 whole page: its owner's name, the shard sums its totals need (shared/jobs/counters.py), its
 review counts and whether a step of it runs now. They were a statement each (usernames, shard
 sums, review counts, running steps), each a round trip and most of a page's time in the store;
-the job's status read (shared/jobs/job_status.py) takes the same parts for one job."""
+the job's status read (shared/jobs/job_status.py) takes the same columns for one job, and
+each job's are read as its."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, any_, bindparam, func, select
+from sqlalchemy import Select, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from shared.jobs.counters import SHARD_SUMS, counters_of_job
-from shared.jobs.summary import RunSummary, flow_review_metrics, summarize
-from shared.states import JobKind, JobStatus
-from shared.store.models import Job, JobFile, RecordReview, User, claimed_file
+from shared.jobs.job_status import STATUS_COLUMNS, JobStatusRead, status_read
+from shared.store.models import Job, User
 
 
 @dataclass(frozen=True)
 class PageFacts:
     owner: str
-    summary: RunSummary
-    review_metrics: dict | None  # None for compile and sync jobs
-    steps_running: bool
-
-
-def _count(*conditions):
-    return select(func.count()).where(*conditions).scalar_subquery()
+    status: JobStatusRead  # its summary, review metrics and whether a step runs
 
 
 def _statement(ids: ColumnElement[bool]) -> Select:
     return (
-        select(
-            Job.id,
-            User.username,
-            *SHARD_SUMS,
-            _count(RecordReview.job_id == Job.id),
-            _count(RecordReview.job_id == Job.id, RecordReview.job_stopped_at == Job.finished_at),
-            # Not correlated: read once from ix_job_files_claimed alone (a condition on the
-            # job's id would let SQLite read every file of a big job instead).
-            Job.id.in_(
-                select(JobFile.job_id).where(
-                    claimed_file(), JobFile.claimed_until > bindparam("now")
-                )
-            ),
-        )
+        select(Job.id, User.username, *STATUS_COLUMNS)
         .join(User, User.id == Job.owner_id)
         .where(ids)
     )
@@ -67,15 +47,9 @@ def page_facts(session: Session, jobs: list[Job]) -> dict[str, PageFacts]:
         return {}
     statement = _FACTS[session.get_bind().dialect.name]
     rows = session.execute(statement, {"ids": [job.id for job in jobs], "now": datetime.now(UTC)})
-    found = {row[0]: row[1:] for row in rows}
+    found = {row[0]: (row[1], tuple(row[2:])) for row in rows}
     facts = {}
     for job in jobs:
-        owner, steps, filtered, reviewed, reviewed_in_stop, running = found[job.id]
-        summary = summarize(job, counters_of_job(job, (int(steps or 0), int(filtered or 0))))
-        review = None
-        if job.kind == JobKind.FLOW:
-            # Reviews of an earlier stop do not count against the records stopped now.
-            current = reviewed_in_stop if job.status == JobStatus.STOPPED_AT_CHECKPOINT else 0
-            review = flow_review_metrics(summary.num_checkpoint_failed, reviewed, current)
-        facts[job.id] = PageFacts(owner, summary, review, bool(running))
+        owner, columns = found[job.id]
+        facts[job.id] = PageFacts(owner, status_read(job, columns))
     return facts

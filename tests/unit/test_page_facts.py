@@ -62,13 +62,13 @@ def test_it_says_of_each_job_what_its_status_read_says(store_url, claim_lasts):
         admin = principal_of(session, "olive")
         for job_id in ["job-1", "job-2"]:
             read = job_status(session, admin, job_id)
-            assert facts[job_id].summary == read.summary
-            assert facts[job_id].review_metrics == read.review_metrics
-            assert facts[job_id].steps_running is read.steps_running
-    assert facts["job-1"].review_metrics == {"reviewed": 2, "pending": 2}
-    assert facts["job-1"].steps_running is claim_lasts
-    assert facts["job-2"].review_metrics == {"reviewed": 0, "pending": 0}
-    assert facts["job-3"].review_metrics is None  # a compile job never stops at a checkpoint
+            assert facts[job_id].status.summary == read.summary
+            assert facts[job_id].status.review_metrics == read.review_metrics
+            assert facts[job_id].status.steps_running is read.steps_running
+    assert facts["job-1"].status.review_metrics == {"reviewed": 2, "pending": 2}
+    assert facts["job-1"].status.steps_running is claim_lasts
+    assert facts["job-2"].status.review_metrics == {"reviewed": 0, "pending": 0}
+    assert facts["job-3"].status.review_metrics is None  # a compile job never stops at a checkpoint
     assert [facts[job_id].owner for job_id in ids] == ["olive", "olive", "stranger"]
 
 
