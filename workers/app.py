@@ -8,6 +8,7 @@ from celery import Celery
 
 from shared import url_guard
 from shared.config import Settings
+from workers import broker_transport
 from workers.names import (
     DELIVER_DUE,
     DELIVERY_PRIORITY,
@@ -38,6 +39,7 @@ def celery_config(settings: Settings) -> dict:
     }
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": broker_transport.transport_for(settings.redis_url),
         "result_backend": settings.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
