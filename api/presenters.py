@@ -115,3 +115,20 @@ def seed_list_item(
         "flow_job_metrics": None,
         "flow_review_metrics": review_metrics,
     }
+
+
+def seed_log_lines(lines: list[dict]) -> list[dict]:
+    """Log lines (``read_logs``) as seed 000 shows them: ``job-id`` and ``task-id`` hyphenated,
+    without the ``id`` a page is read on from (its last one is the page's ``next_after_id``)."""
+    return [
+        {
+            "job-id": line["job_id"],
+            "task-id": line["task_id"],
+            "level": line["level"],
+            "ts": line["ts"],
+            "trace_id": line["trace_id"],
+            "span_id": line["span_id"],
+            "log": line["log"],
+        }
+        for line in lines
+    ]

@@ -137,24 +137,29 @@ def read_logs(
     ).where(lines.job_id == job_id)  # fmt: skip
     if after_id is not None:
         query = query.where(lines.id > after_id)
-    rows = session.execute(query.order_by(lines.id).offset(offset).limit(limit))
+    # All rows in one fetch, unpacked as tuples: a fetch and attribute lookups a row took a
+    # third of a 1,000-line page.
+    rows = session.execute(query.order_by(lines.id).offset(offset).limit(limit)).all()
     return [
         {
-            "id": row.id,
-            "job_id": row.job_id,
-            "task_id": row.task_id,
-            "level": row.level,
-            "ts": _seed_timestamp(row.ts),
-            "trace_id": row.trace_id,
-            "span_id": row.span_id,
-            "log": row.message,
+            "id": line_id,
+            "job_id": job,
+            "task_id": task_id,
+            "level": level,
+            "ts": seed_timestamp(ts),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "log": message,
         }
-        for row in rows
+        for line_id, job, task_id, level, ts, trace_id, span_id, message in rows
     ]
 
 
-def _seed_timestamp(ts: datetime) -> str:
+def seed_timestamp(ts: datetime) -> str:
+    """``ts`` as seed 000's logs show a time, in UTC."""
     # The seed's format: "2022-12-07 23:27:54,636" (UTC, milliseconds after a comma).
-    if ts.tzinfo is not None:
+    # isoformat is C code: strftime took half as long again, for each of a page's 1,000 lines.
+    if ts.utcoffset():
         ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
+    shown = ts.isoformat(" ", "milliseconds")  # then "+00:00" if the time is aware
+    return f"{shown[:19]},{shown[20:23]}"

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from api.schemas import LogsResponse
 from tests.integration.flows import (
     compile_flow,
     invoice,
@@ -120,6 +121,26 @@ def test_logs_carry_trace_fields_and_the_prefix(stack, project):
         f"/api/v1/jobs/get_logs?job_id={job_id}&offset=2", headers=stack.headers()
     ).get_json()
     assert page["logs"] == logs["logs"][2:]
+    # The body goes out as the view shaped it, without a dump through the schema the spec
+    # documents: the schema reads it back and dumps it unchanged, no field more or less.
+    for body in (logs, page):
+        assert LogsResponse().dump(LogsResponse().load(body)) == body
+    # Read on from a page's last line: the keyset position, with offset counted from it.
+    first = get_logs(stack, job_id, "limit=2")
+    assert first["logs"] == logs["logs"][:2] and first["next_offset"] == 2
+    after = first["next_after_id"]
+    assert get_logs(stack, job_id, f"after_id={after}&limit=2")["logs"] == logs["logs"][2:4]
+    assert get_logs(stack, job_id, f"after_id={after}&offset=1")["logs"] == logs["logs"][3:]
+    last = get_logs(stack, job_id, f"after_id={logs['next_after_id']}")
+    assert last["logs"] == [] and last["next_after_id"] == logs["next_after_id"]
+
+
+def get_logs(stack, job_id: str, query: str) -> dict:
+    response = stack.client.get(
+        f"/api/v1/jobs/get_logs?job_id={job_id}&{query}", headers=stack.headers()
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
 
 
 def test_output_has_run_id_and_explicit_output_dir(stack, project):

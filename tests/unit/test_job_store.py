@@ -1,11 +1,19 @@
 """The state machine where it is written: conditional UPDATEs on SQLite and PostgreSQL."""
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from shared.accounts.credentials import authenticate, create_token, hash_token
 from shared.accounts.users import create_user
 from shared.errors import InvalidTransition
-from shared.jobs.log import LINES_PER_INSERT, JobLogger, read_logs
+from shared.jobs.log import (
+    LINES_PER_INSERT,
+    JobLogger,
+    read_logs,
+    seed_timestamp,
+    write_lines,
+)
 from shared.jobs.store import transition_job
 from shared.states import JobStatus
 from shared.store.db import connection_scope, session_scope
@@ -112,3 +120,21 @@ def test_log_lines_are_written_in_order_across_several_inserts(store_url):
         (job_id, "task-1", "trace-1")
     }
     assert len({line["span_id"] for line in lines}) == 1
+
+
+def test_a_lines_time_reads_as_the_seed_shows_it_in_utc(store_url):
+    job_id = make_job(store_url)
+    logger = JobLogger(job_id, "task-1", "trace-1")
+    moments = [
+        datetime(2022, 12, 7, 23, 27, 54, 636999, tzinfo=UTC),
+        datetime(2022, 12, 7, 23, 27, 56, tzinfo=UTC),
+    ]
+    lines = [logger.line("INFO", f"line {n}") | {"ts": moment} for n, moment in enumerate(moments)]
+    with connection_scope(store_url) as conn:
+        write_lines(conn, lines)
+    with session_scope(store_url, read_only=True) as session:
+        shown = [entry["ts"] for entry in read_logs(session, job_id, offset=0)]
+    assert shown == ["2022-12-07 23:27:54,636", "2022-12-07 23:27:56,000"]
+    # A store whose session is in another time zone hands times back in it.
+    elsewhere = datetime(2022, 12, 8, 1, 27, 55, 5000, tzinfo=timezone(timedelta(hours=2)))
+    assert seed_timestamp(elsewhere) == "2022-12-07 23:27:55,005"
