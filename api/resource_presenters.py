@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from shared.jobs.counters import JobCounters
 from shared.jobs.health import health_of
-from shared.jobs.resource_facts import JobFacts
+from shared.jobs.resource_facts import JobFacts, Person
 from shared.states import (
     EXECUTION_STATUS,
     RESOURCE_STATUS,
@@ -30,7 +30,7 @@ from shared.states import (
     JobKind,
     JobStatus,
 )
-from shared.store.models import Job, User
+from shared.store.models import Job
 
 
 def shown_status(job: Job, steps_running: bool) -> JobStatus:
@@ -40,7 +40,7 @@ def shown_status(job: Job, steps_running: bool) -> JobStatus:
     return job.status
 
 
-def stamp(user: User) -> dict:
+def stamp(user: Person) -> dict:
     return {"username": user.username, "userId": user.uuid}
 
 

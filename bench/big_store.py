@@ -15,7 +15,9 @@ ten users, with tags; one running job of --big-files files (half of them done), 
   index: bitmap scans off);
 - ``get_logs`` deep in the big job's log through ``after_id``, against the previous OFFSET page;
 - a list page's side reads (its 20 jobs' owners, totals, review counts and running steps) in one
-  statement, against the four statements they were before, alternating;
+  statement, against the four statements they were before, alternating; and a v2 job read's
+  (the job with its totals, then its people, tags and collaborators in one statement), against
+  the four they were;
 - ``limit=1000`` beside the dump of its body through ``ListResponse`` that it no longer makes,
   and a deep ``get_logs`` page beside the dump of its lines through ``LogsResponse``;
 - the plan flip: the first page on a connection that has served ten deep pages, with and
@@ -322,6 +324,41 @@ def page_facts_before(url: str) -> Callable[[], object]:
             session.execute(select(User.id, User.username).where(among(session, User.id, owners)))
             paused = [job.id for job in jobs if job.status == JobStatus.PAUSED]
             jobs_with_running_steps(session, paused)
+
+    return call
+
+
+def job_read_facts_now(url: str, job_id: str) -> Callable[[], object]:
+    """A v2 job read's store reads as it makes them now: the job with its totals, then its
+    people, tags and collaborators in one statement (shared/jobs/resource_facts.py)."""
+    from shared.jobs.counters import job_with_counters
+    from shared.jobs.resource_facts import facts_of
+
+    def call():
+        with statement_session(url) as session:
+            job, totals = job_with_counters(session, job_id)
+            facts_of(session, [job], {job.id: totals})
+
+    return call
+
+
+def job_read_facts_before(url: str, job_id: str) -> Callable[[], object]:
+    """The same reads as the previous commit made them: after the job, a statement each for
+    its owner and modifier, its tags and its collaborators."""
+    from sqlalchemy import select
+
+    from shared.accounts.collaboration import collaboration_of
+    from shared.jobs.counters import job_with_counters
+    from shared.jobs.store import tags_of
+    from shared.store.models import User
+
+    def call():
+        with statement_session(url) as session:
+            job, _ = job_with_counters(session, job_id)
+            people = {job.owner_id} | ({job.last_modified_by} - {None})
+            list(session.scalars(select(User).where(User.id.in_(people))))
+            tags_of(session, [job.id])
+            collaboration_of(session, [job.id])
 
     return call
 
@@ -677,6 +714,13 @@ def main() -> None:
         f"list page's side reads (20 jobs, with the page): one statement p50 {now[0]:.1f} ms "
         f"p99 {now[1]:.1f} ms; four statements, as before, p50 {before[0]:.1f} ms p99 "
         f"{before[1]:.1f} ms"
+    )
+    now, before = timed_alternately(
+        [job_read_facts_now(url, BIG), job_read_facts_before(url, BIG)], args.queries
+    )
+    print(
+        f"v2 job read's store reads: two statements p50 {now[0]:.1f} ms p99 {now[1]:.1f} ms; "
+        f"four, as before, p50 {before[0]:.1f} ms p99 {before[1]:.1f} ms"
     )
     print(
         "plan flip, first page after ten deep pages on one connection: "
