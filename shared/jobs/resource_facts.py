@@ -2,15 +2,27 @@
 number of statements: its owner and last modifier, file totals, tags, collaboration, and
 whether a step of it is running (a paused job still finishing one shows as running).
 
-The people, tags and collaborators of a page are one statement (``_people_and_labels``), not
+The people, tags and collaborators of a page are one statement (``PEOPLE_AND_LABELS``), not
 three: each was a round trip, and on a read of one job they took more of it than the job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import JSON, Connection, Select, String, cast, literal, null, select, union_all
+from sqlalchemy import (
+    JSON,
+    CompoundSelect,
+    String,
+    any_,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -18,7 +30,6 @@ from shared.jobs.counters import JobCounters, counters_of
 from shared.jobs.summary import jobs_with_running_steps
 from shared.states import JobStatus
 from shared.store.models import Job, JobShare, JobTag, Team, User
-from shared.store.sets import among
 
 
 @dataclass(frozen=True)
@@ -48,18 +59,20 @@ def _text() -> ColumnElement[str]:
     return cast(null(), String)
 
 
-def _people_and_labels(
-    store: Session | Connection, job_ids: list[str], user_ids: Iterable[int]
-) -> Select:
-    """One row per tag, collaborator and user of the page, each kind's columns in its own
-    places of one shape (the others NULL), in the order answers show them: tags by name,
-    collaborators as they were added."""
+Among = Callable[[ColumnElement, str], ColumnElement[bool]]
+
+
+def _people_and_labels(among: Among) -> CompoundSelect:
+    """One row per tag, collaborator and user of a page (its parameters ``job_ids`` and
+    ``user_ids``, each ``among`` a column), each kind's columns in its own places of one shape
+    (the others NULL), in the order answers show them: tags by name, collaborators as they were
+    added."""
     tags = select(
         JobTag.job_id, literal(TAG).label("kind"), literal(0).label("position"),
         JobTag.tag.label("label"), cast(null(), JSON).label("steps"),
         _text().label("team_id"), _text().label("team_name"),
         _text().label("uuid"), _text().label("username"), _text().label("email"),
-    ).where(among(store, JobTag.job_id, job_ids))  # fmt: skip
+    ).where(among(JobTag.job_id, "job_ids"))  # fmt: skip
     shares = (
         select(
             JobShare.job_id,
@@ -75,13 +88,23 @@ def _people_and_labels(
         )  # fmt: skip
         .outerjoin(Team, Team.id == JobShare.team_id)
         .outerjoin(User, User.id == JobShare.user_id)
-        .where(among(store, JobShare.job_id, job_ids))
+        .where(among(JobShare.job_id, "job_ids"))
     )
     people = select(
         _text(), literal(PERSON), User.id, _text(), cast(null(), JSON),
         _text(), _text(), User.uuid, User.username, User.email,
-    ).where(among(store, User.id, user_ids))  # fmt: skip
+    ).where(among(User.id, "user_ids"))  # fmt: skip
     return union_all(tags, shares, people).order_by("kind", "label", "position")
+
+
+# Built once a dialect: a statement this size took longer to build than to run. A page's ids
+# go as shared/store/sets.py's ``among`` sends them: one array on PostgreSQL, a list elsewhere.
+PEOPLE_AND_LABELS = {
+    "postgresql": _people_and_labels(
+        lambda column, name: column == any_(bindparam(name, type_=ARRAY(column.type)))
+    ),
+    "sqlite": _people_and_labels(lambda column, name: column.in_(bindparam(name, expanding=True))),
+}
 
 
 def facts_of(
@@ -98,7 +121,8 @@ def facts_of(
     people: dict[int, Person] = {}
     tags: dict[str, list[str]] = {job_id: [] for job_id in ids}
     shared: dict[str, dict] = {job_id: {"teams": [], "users": []} for job_id in ids}
-    rows = session.execute(_people_and_labels(session, ids, user_ids))
+    statement = PEOPLE_AND_LABELS[session.get_bind().dialect.name]
+    rows = session.execute(statement, {"job_ids": ids, "user_ids": sorted(user_ids)})
     for job_id, kind, position, label, steps, team_id, team_name, uuid, username, email in rows:
         if kind == TAG:
             tags[job_id].append(label)

@@ -7,7 +7,7 @@ from sqlalchemy import event, text
 
 from shared.accounts.collaboration import collaboration_of
 from shared.jobs.counters import counters_of
-from shared.jobs.resource_facts import Person, _people_and_labels, facts_of
+from shared.jobs.resource_facts import PEOPLE_AND_LABELS, Person, facts_of
 from shared.jobs.store import set_tags, tags_of
 from shared.store.db import connection_scope, engine_for, session_scope
 from shared.store.models import Job, JobShare, Team, User
@@ -98,5 +98,6 @@ def test_its_statement_reads_rows_by_index_on_postgresql(postgresql_store):
     # plan check can prepare; SQLite's expanding IN cannot be.
     with connection_scope(postgresql_store) as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = Prepared(_people_and_labels(conn, ["job-1", "job-2"], [1, 2])).plan(conn, {})
+        statement = Prepared(PEOPLE_AND_LABELS["postgresql"])
+        plan = statement.plan(conn, {"job_ids": ["job-1", "job-2"], "user_ids": [1, 2]})
     assert plan and scans(plan) == [], "\n".join(plan)
