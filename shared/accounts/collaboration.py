@@ -123,10 +123,22 @@ def collaboration_of(session: Session, job_ids: list[str]) -> dict[str, dict]:
         .order_by(JobShare.id)
     )
     for job_id, steps, team_id, team_name, user_id, username, email in rows:
-        if team_id is not None:
-            shown[job_id]["teams"].append({"id": team_id, "name": team_name, "steps": steps})
-        else:
-            shown[job_id]["users"].append(
-                {"id": user_id, "username": username, "email": email, "steps": steps}
-            )
+        show_share(shown[job_id], steps, team_id, team_name, user_id, username, email)
     return shown
+
+
+def show_share(
+    shown: dict,
+    steps: list,
+    team_id: str | None,
+    team_name: str | None,
+    user_id: str | None,
+    username: str | None,
+    email: str | None,
+) -> None:
+    """Add one share (a row of job_shares with its team's or its user's columns) to a job's
+    collaboration as answers show it (``collaboration_of``)."""
+    if team_id is not None:
+        shown["teams"].append({"id": team_id, "name": team_name, "steps": steps})
+    else:
+        shown["users"].append({"id": user_id, "username": username, "email": email, "steps": steps})

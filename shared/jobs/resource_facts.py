@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from shared.accounts.collaboration import show_share
 from shared.jobs.counters import JobCounters, counters_of
 from shared.jobs.summary import jobs_with_running_steps
 from shared.states import JobStatus
@@ -85,7 +86,7 @@ def _people_and_labels(among: Among) -> CompoundSelect:
             User.uuid,
             User.username,
             User.email,
-        )  # fmt: skip
+        )
         .outerjoin(Team, Team.id == JobShare.team_id)
         .outerjoin(User, User.id == JobShare.user_id)
         .where(among(JobShare.job_id, "job_ids"))
@@ -128,12 +129,8 @@ def facts_of(
             tags[job_id].append(label)
         elif kind == PERSON:
             people[position] = Person(uuid, username, email)
-        elif team_id is not None:
-            shared[job_id]["teams"].append({"id": team_id, "name": team_name, "steps": steps})
         else:
-            shared[job_id]["users"].append(
-                {"id": uuid, "username": username, "email": email, "steps": steps}
-            )
+            show_share(shared[job_id], steps, team_id, team_name, uuid, username, email)
     if counters is None:
         counters = counters_of(session, ids)
     running = jobs_with_running_steps(
