@@ -122,6 +122,13 @@ def released_prefix(task_id: str) -> str:
     return f"{uuid.uuid5(uuid.NAMESPACE_OID, task_id)}."
 
 
+def _places_free(conn: Connection, job: Job | JobSnapshot, window: int) -> int:
+    """How many more of ``job``'s files its window of ``window`` holds now (none, if the job's
+    row is gone)."""
+    in_window = _IN_WINDOW.first(conn, {"b_job_id": job.id})
+    return 0 if in_window is None else window - in_window[0]
+
+
 def _release(
     conn: Connection, settings: Settings, job: Job | JobSnapshot, places: int, prefix: str
 ) -> list[NextStep]:
@@ -158,8 +165,7 @@ def refill_if_room(
     """``refill``, only if the job's window has a place free (shared/engine/paused_files.py:
     the file that ended may already have been counted out of the window)."""
     window = size(settings)
-    in_window = None if window is None else _IN_WINDOW.first(conn, {"b_job_id": job.id})
-    if in_window is None or in_window[0] >= window:
+    if window is None or _places_free(conn, job, window) <= 0:
         return None
     released = _release(conn, settings, job, 1, released_prefix(ended_by))
     return released[0] if released else None
@@ -169,13 +175,7 @@ def fill(conn: Connection, settings: Settings, job: Job | JobSnapshot) -> list[N
     """Give waiting files of a runnable ``job`` a place until its window is full, in the
     caller's transaction; the steps to publish after the commit."""
     window = size(settings)
-    if window is None:
-        places = 1 << 30
-    else:
-        in_window = _IN_WINDOW.first(conn, {"b_job_id": job.id})
-        if in_window is None:
-            return []
-        places = window - in_window[0]
+    places = 1 << 30 if window is None else _places_free(conn, job, window)
     return _release(conn, settings, job, places, f"{new_task_id()}.")
 
 
