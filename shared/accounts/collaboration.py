@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from shared.accounts.access import ALL_STEPS
 from shared.accounts.users import user_by_reference
@@ -108,23 +109,23 @@ def collaboration_of(session: Session, job_ids: list[str]) -> dict[str, dict]:
     if not job_ids:
         return shown
     rows = session.execute(
-        select(
-            JobShare.job_id,
-            JobShare.steps,
-            Team.id,
-            Team.name,
-            User.uuid,
-            User.username,
-            User.email,
-        )
-        .outerjoin(Team, Team.id == JobShare.team_id)
-        .outerjoin(User, User.id == JobShare.user_id)
+        shares_shown(JobShare.job_id, JobShare.steps)
         .where(among(session, JobShare.job_id, job_ids))
         .order_by(JobShare.id)
     )
     for job_id, steps, team_id, team_name, user_id, username, email in rows:
         show_share(shown[job_id], steps, team_id, team_name, user_id, username, email)
     return shown
+
+
+def shares_shown(*leading: ColumnElement) -> Select:
+    """``leading``, then each share's team (id, name) and user (uuid, username, email), one
+    of them NULL: the columns ``show_share`` takes after a share's steps."""
+    return (
+        select(*leading, Team.id, Team.name, User.uuid, User.username, User.email)
+        .outerjoin(Team, Team.id == JobShare.team_id)
+        .outerjoin(User, User.id == JobShare.user_id)
+    )
 
 
 def show_share(

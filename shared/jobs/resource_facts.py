@@ -26,11 +26,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from shared.accounts.collaboration import show_share
+from shared.accounts.collaboration import shares_shown, show_share
 from shared.jobs.counters import JobCounters, counters_of
 from shared.jobs.summary import jobs_with_running_steps
 from shared.states import JobStatus
-from shared.store.models import Job, JobShare, JobTag, Team, User
+from shared.store.models import Job, JobShare, JobTag, User
 
 
 @dataclass(frozen=True)
@@ -74,23 +74,9 @@ def _people_and_labels(among: Among) -> CompoundSelect:
         _text().label("team_id"), _text().label("team_name"),
         _text().label("uuid"), _text().label("username"), _text().label("email"),
     ).where(among(JobTag.job_id, "job_ids"))  # fmt: skip
-    shares = (
-        select(
-            JobShare.job_id,
-            literal(SHARE),
-            JobShare.id,
-            _text(),
-            JobShare.steps,
-            Team.id,
-            Team.name,
-            User.uuid,
-            User.username,
-            User.email,
-        )
-        .outerjoin(Team, Team.id == JobShare.team_id)
-        .outerjoin(User, User.id == JobShare.user_id)
-        .where(among(JobShare.job_id, "job_ids"))
-    )
+    shares = shares_shown(
+        JobShare.job_id, literal(SHARE), JobShare.id, _text(), JobShare.steps
+    ).where(among(JobShare.job_id, "job_ids"))
     people = select(
         _text(), literal(PERSON), User.id, _text(), cast(null(), JSON),
         _text(), _text(), User.uuid, User.username, User.email,
