@@ -449,6 +449,21 @@ def timed_alternately(calls: list[Callable[[], object]], times: int) -> list[tup
     return [(statistics.median(spent), percentile(spent, 99)) for spent in values]
 
 
+def beside_dump(
+    client, path: str, headers: dict, dump: Callable[[], object], queries: int, label: str,
+    what: str,
+) -> None:  # fmt: skip
+    """Print the request's p50 beside that of the schema dump of its ``what`` it no longer
+    makes, timed alternately."""
+    request, dumped = timed_alternately(
+        [lambda: client.get(path, headers=headers), dump], max(10, queries // 10)
+    )
+    print(
+        f"{label}: p50 {request[0]:.1f} ms; the schema dump of its {what} it no longer makes, "
+        f"as it was: p50 {dumped[0]:.1f} ms"
+    )
+
+
 def time_submit(settings: Settings, client, token: str, times: int) -> tuple[tuple, tuple]:
     """p50/p99 of the submit on the big store (through ``client``) and on an empty one; the big
     store's submitted jobs are deleted afterwards, so that a --keep run finds it as filled."""
@@ -675,39 +690,26 @@ def main() -> None:
         token = facts["tokens"][SUBMITTER]
         on_big, on_empty = time_submit(settings, client, token, args.queries)
     print(f"{'submit, 1-file job':38s} {figures(on_big, 14)}")
-    # The dump through ListResponse that jobs/list no longer makes (its presenter's items are
-    # in that shape already), beside the request that skips it.
+    # The dumps through the schema that jobs/list and get_logs no longer make (their views
+    # shape the body themselves), each beside the request that skips it.
     from api.job_schemas import ListResponse
+    from api.schemas import LogsResponse
+    from shared.jobs.log import read_logs
 
     thousand = "/api/v1/jobs/list?limit=1000"
     admin = {"Authorization": f"Bearer {facts['tokens']['admin']}"}
     body = client.get(thousand, headers=admin).get_json()
-    request, dump = timed_alternately(
-        [lambda: client.get(thousand, headers=admin), lambda: ListResponse().dump(body)],
-        max(10, args.queries // 10),
-    )
-    print(
-        f"list, limit=1000 in process: p50 {request[0]:.1f} ms; the schema dump of its body it "
-        f"no longer makes, as it was: p50 {dump[0]:.1f} ms"
-    )
-    # The same for get_logs: a deep page of 1,000 lines, and the dump of those lines as
-    # read_logs gives them that the view made before it shaped them itself.
-    from api.schemas import LogsResponse
-    from shared.jobs.log import read_logs
-
+    beside_dump(client, thousand, admin, lambda: ListResponse().dump(body), args.queries,
+                "list, limit=1000 in process", "body")  # fmt: skip
+    # get_logs: a deep page of 1,000 lines, and the dump of those lines as read_logs gives
+    # them that the view made before it shaped them itself.
     deep = f"/api/v1/jobs/get_logs?job_id={BIG}&after_id={facts['line']}"
     owner = {"Authorization": f"Bearer {facts['tokens']['u0']}"}
     with session_scope(url, read_only=True) as session:
         lines = read_logs(session, BIG, 0, 1000, facts["line"])
     page = {"logs": lines, "next_offset": len(lines), "next_after_id": lines[-1]["id"]}
-    request, dump = timed_alternately(
-        [lambda: client.get(deep, headers=owner), lambda: LogsResponse().dump(page)],
-        max(10, args.queries // 10),
-    )
-    print(
-        f"get_logs, 1,000 lines in process: p50 {request[0]:.1f} ms; the schema dump of its "
-        f"lines it no longer makes, as it was: p50 {dump[0]:.1f} ms"
-    )
+    beside_dump(client, deep, owner, lambda: LogsResponse().dump(page), args.queries,
+                "get_logs, 1,000 lines in process", "lines")  # fmt: skip
     # Both include reading the page's 20 jobs: alternating, so that a slow spell falls on both.
     now, before = timed_alternately([page_facts_now(url), page_facts_before(url)], args.queries)
     print(

@@ -14,7 +14,6 @@ that every message reached its queue.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 import time
@@ -64,10 +63,10 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, default=3000, help="steps a side a round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="flowbin-bench-publish-"))
-    server = EmbeddedRedis(folder)
-    server.start()
-    try:
+    with (
+        tempfile.TemporaryDirectory(prefix="flowbin-bench-publish-") as folder,
+        EmbeddedRedis(Path(folder)) as server,
+    ):
         redis_url = server.base_url.rstrip("/") + "/14"
         client = redis.Redis.from_url(redis_url)
         sides = {
@@ -80,15 +79,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for label, app in sides.items():
                 figures[label].append(one_round(app, client, args.publishes))
-        print(f"{args.publishes} step publishes a side a round, {args.rounds} rounds, medians:")
-        for label, rounds in figures.items():
-            cpu = statistics.median(cpu for cpu, _ in rounds)
-            wall = statistics.median(wall for _, wall in rounds)
-            print(f"  {label:34s} CPU {cpu:6.1f} us a publish, wall {wall:6.1f} us")
-        client.flushdb()
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    print(f"{args.publishes} step publishes a side a round, {args.rounds} rounds, medians:")
+    for label, rounds in figures.items():
+        cpu = statistics.median(cpu for cpu, _ in rounds)
+        wall = statistics.median(wall for _, wall in rounds)
+        print(f"  {label:34s} CPU {cpu:6.1f} us a publish, wall {wall:6.1f} us")
 
 
 if __name__ == "__main__":
