@@ -30,10 +30,22 @@ def wait_for(
         time.sleep(interval)
 
 
+# Every port free_port has given out in this process.
+_given_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port that is free on 127.0.0.1 now and that this process was not given before. The
+    probe's socket is closed before the caller's server binds the port, so the kernel may hand
+    the same port to the next probe: two servers started one after the other were once both told
+    the same one, and the second could not listen."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _given_out:
+            _given_out.add(port)
+            return port
 
 
 def descendants(pid: int) -> set[int]:
