@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery.signals import after_setup_logger, worker_process_init, worker_process_shutdown
 
 from shared.metrics import recorder
+from shared.ops.startup_heap import freeze_startup_objects
 from shared.store.db import forget_connections
 from workers import log_filters
 
@@ -13,6 +14,9 @@ from workers import log_filters
 def _fresh_connections(**_kwargs) -> None:
     # A prefork child must not share the parent's pooled database connections.
     forget_connections()
+    # What it inherited (the imported tasks, the Celery app) lives as long as the child: its
+    # steps do not wait for a full collection to walk it.
+    freeze_startup_objects()
 
 
 @worker_process_shutdown.connect
