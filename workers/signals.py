@@ -14,8 +14,12 @@ from workers import log_filters
 def _fresh_connections(**_kwargs) -> None:
     # A prefork child must not share the parent's pooled database connections.
     forget_connections()
-    # What it inherited (the imported tasks, the Celery app) lives as long as the child: its
-    # steps do not wait for a full collection to walk it.
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_kwargs) -> None:
+    # What a prefork child inherited (the imported tasks, the Celery app) lives as long as it
+    # does: its steps do not wait for a full collection to walk it.
     freeze_startup_objects()
 
 

@@ -35,6 +35,6 @@ def test_a_gunicorn_worker_freezes_the_app_it_built(tmp_path):
 
 
 def test_a_pool_process_freezes_what_it_inherited(tmp_path):
-    code = "import workers.tasks\nfrom workers import signals\nsignals._fresh_connections()"
+    code = "import workers.tasks\nfrom workers import signals\nsignals._freeze_inherited_objects()"
     before, after = frozen_after(code, tmp_path)
     assert before == 0 and after > STARTUP_OBJECTS
