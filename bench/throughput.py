@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, func, select
 from api.app import create_app
 from shared.accounts import credentials, users
 from shared.config import Settings
-from shared.drive import Drive
+from shared.drive import Drive, write_atomic
 from shared.ops.embedded_redis import EmbeddedRedis
 from shared.states import REPORTED_DONE, JobStatus
 from shared.store import migrate
@@ -65,6 +65,8 @@ PRIORITY = 0  # the API's default for a run
 STEP_LIMIT = 300  # what Flowbin sends for step_timeout 0 with the default settings
 POLL_INTERVAL = 0.1  # a tenth of a second in rounds of 10 s and more; polling costs the machine CPU
 WARMUP_RUNS = 4
+# Files the drive probe of each round creates (file_creation_us).
+PROBE_FILES = 50
 
 
 def parse_args() -> argparse.Namespace:
@@ -290,6 +292,20 @@ def print_cpu_bound(
     )
 
 
+def file_creation_us(folder: Path) -> float:
+    """CPU microseconds this process spends to create one small file in a new folder under
+    ``folder``, written as a step's output is (beside its name, then renamed). Flowbin's runs
+    create 13 files and folders each on the drive, raw Celery's none, and on this project's
+    build machine (journal-less ext4) what one costs moves with the disk's recent deletions
+    (bench/README.md): a round's figure says what the drive charged then. The probe's files
+    are left in place, since deleting them would raise that cost for the rounds after."""
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
+    started = time.process_time()
+    for index in range(PROBE_FILES):
+        write_atomic(probe / f"{index}.json", b"[]")
+    return 1e6 * (time.process_time() - started) / PROBE_FILES
+
+
 def measure(
     args: argparse.Namespace, data_dir: Path, redis_url: str, redis_pid: int | None = None
 ) -> None:
@@ -317,10 +333,11 @@ def measure(
         rounds = []
         for number in range(args.rounds):
             ticks = proc_cpu.machine_ticks() if proc_cpu.available() else (0, 0)
+            new_file_us = file_creation_us(data_dir)
             raw_s, raw_cpu = timed(raw.run, f"{tag}-raw{number}", args.runs, meter)
             flowbin_s, flowbin_cpu = timed(flowbin.run, f"{tag}-fb{number}", args.runs, meter)
             stolen = stolen_share(ticks, proc_cpu.machine_ticks()) if proc_cpu.available() else 0
-            rounds.append((raw_s, flowbin_s, raw_cpu, flowbin_cpu, stolen))
+            rounds.append((raw_s, flowbin_s, raw_cpu, flowbin_cpu, stolen, new_file_us))
     except BaseException:
         print(f"--- worker log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
         raise
@@ -330,13 +347,14 @@ def measure(
 
     store = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
     print(f"store: {store}, worker concurrency: {args.concurrency}, {args.runs} runs a side")
-    for number, (raw_s, flowbin_s, _, _, stolen) in enumerate(rounds, 1):
+    for number, (raw_s, flowbin_s, _, _, stolen, new_file_us) in enumerate(rounds, 1):
         print(
             f"round {number}: flowbin {args.runs / flowbin_s:6.1f} runs/s, "
             f"raw celery chain {args.runs / raw_s:6.1f} runs/s, ratio {raw_s / flowbin_s:.2f}"
-            f" (CPU stolen by the host: {stolen:.0%})"
+            f" (CPU stolen by the host: {stolen:.0%}; a new file on the drive: "
+            f"{new_file_us:.0f} us of CPU)"
         )
-    raw_s, flowbin_s, raw_cpu, flowbin_cpu, _ = sorted(rounds, key=lambda r: r[0] / r[1])[
+    raw_s, flowbin_s, raw_cpu, flowbin_cpu, *_ = sorted(rounds, key=lambda r: r[0] / r[1])[
         len(rounds) // 2
     ]
     print(
