@@ -1,6 +1,8 @@
 """Instructions per run, counted by callgrind: throughput.py's 1-file run of its 3-step flow,
 submitted through the API's views and its three steps run by StepRunner, all in one process,
-for this checkout and a reference commit in the same invocation.
+for this checkout and a reference commit in the same invocation. The submit's publish of the
+first step is counted; the publishes of the next steps, which the worker's task makes after
+StepRunner returns, are not.
 
 Wall time and CPU time on a shared host move by a factor of two within an hour, and a file's
 creation costs what the disk's recent deletions make it cost (bench/README.md); the count of
@@ -155,10 +157,11 @@ def counted(checkout: Path, runs: int, database_url: str, out: Path) -> dict[str
         )
     if finished.returncode != 0:
         raise SystemExit(f"the counted run failed:\n{log.read_text(errors='replace')[-3000:]}")
-    # One file per part, numbered in order: setup, submit, steps (then the exit).
+    # One file per part up to each mark, numbered in order: setup, submit, steps. What ran
+    # after the last mark (the exit) is in the file without a number.
     parts = sorted(out.glob("callgrind.*.*"), key=lambda path: int(path.suffix[1:]))
     totals = [_total(path) for path in parts]
-    if len(totals) < len(PHASES):
+    if len(totals) != len(PHASES):
         raise SystemExit(f"callgrind wrote {len(totals)} parts, not {len(PHASES)}: see {log}")
     return {phase: totals[i] / runs / 1e6 for i, phase in enumerate(PHASES) if phase != "setup"}
 
