@@ -12,7 +12,9 @@ it leaves out: the kernel's work (file system, sockets), the worker's main proce
 PostgreSQL, and waiting; throughput.py measures those. The store is SQLite unless
 ``--database-url`` names another; the drive and SQLite live on tmpfs (/dev/shm), Redis is
 embedded. The reference is checked out in a temporary git worktree and run with this
-checkout's copy of this script.
+checkout's copy of this script. A ``--database-url`` should name a database of its own: both
+sides migrate it, the reference first, and a reference older than the schema an earlier
+invocation left there cannot run on it.
 
     .venv/bin/python bench/instructions.py [--runs 40] [--reference HEAD~1]
         [--database-url postgresql+psycopg://...]
