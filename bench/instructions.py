@@ -80,33 +80,13 @@ def run_phases(checkout: Path, runs: int, database_url: str) -> None:
             user = f"bench-{os.getpid()}"
             token = bench.bench_user(settings, user)
             side = bench.FlowbinSide(settings, create_app(settings).test_client(), token, user)
-            side.upload("flows/bench.ibflow", bench.FLOW.encode())
-            side.upload("udfs/tag.py", bench.UDF.encode())
-            side.upload("data/input/invoice.txt", bench.INVOICE)
-            compiled = side.post(
-                "/api/v1/flow_binary/compile",
-                {
-                    "binary_type": "Single Flow",
-                    "flow_project_root": f"{user}/bench",
-                    "settings": {"flow_file": "flows/bench.ibflow"},
-                },
-            )
-            run_compile(settings, compiled["job_id"], "instructions-compile")
-            side.binary_path = f"{user}/bench/build/bin/bench.ibflowbin"
+            # Compiled here: no worker runs in this process's bench.
+            run_compile(settings, side.ask_compile(), "instructions-compile")
             runner = StepRunner(settings)
 
             def submit(batch: str, count: int) -> None:
                 for index in range(count):
-                    side.post(
-                        "/api/v1/flow/run_binary_async",
-                        {
-                            "binary_path": side.binary_path,
-                            "input_dir": f"{user}/bench/data/input",
-                            "output_dir": f"{user}/bench/out/{batch}-{index}",
-                            "job_id": f"{user}-{batch}-{index}",
-                            "settings": {"priority": bench.PRIORITY},
-                        },
-                    )
+                    side.submit(f"{user}-{batch}-{index}")
 
             def run_steps(batch: str) -> None:
                 # What the API published is left in Redis: the steps run here, each file's

@@ -152,11 +152,20 @@ class FlowbinSide:
         assert response.status_code == 200, response.get_json()
 
     def prepare(self) -> None:
+        """The bench's project on the drive, compiled by the worker."""
+        since = datetime.now(UTC)
+        job_id = self.ask_compile()
+        wait_until(lambda: self.count(REPORTED_DONE, since) >= 1, 60, "the compile job")
+        assert self.count({JobStatus.COMPLETE}, since, job_id) == 1, "the flow did not compile"
+
+    def ask_compile(self) -> str:
+        """Upload the bench's project and ask for its compile; the compile job's id. Sets
+        ``binary_path``, where the binary will be."""
         self.upload("flows/bench.ibflow", FLOW.encode())
         self.upload("udfs/tag.py", UDF.encode())
         self.upload("data/input/invoice.txt", INVOICE)
-        since = datetime.now(UTC)
-        job_id = self.post(
+        self.binary_path = f"{self.user}/bench/build/bin/bench.ibflowbin"
+        return self.post(
             "/api/v1/flow_binary/compile",
             {
                 "binary_type": "Single Flow",
@@ -164,9 +173,19 @@ class FlowbinSide:
                 "settings": {"flow_file": "flows/bench.ibflow"},
             },
         )["job_id"]
-        wait_until(lambda: self.count(REPORTED_DONE, since) >= 1, 60, "the compile job")
-        assert self.count({JobStatus.COMPLETE}, since, job_id) == 1, "the flow did not compile"
-        self.binary_path = f"{self.user}/bench/build/bin/bench.ibflowbin"
+
+    def submit(self, job_id: str) -> None:
+        """One run of the binary over the bench's one input file, as ``job_id``."""
+        self.post(
+            "/api/v1/flow/run_binary_async",
+            {
+                "binary_path": self.binary_path,
+                "input_dir": f"{self.user}/bench/data/input",
+                "output_dir": f"{self.user}/bench/out/{job_id}",
+                "job_id": job_id,
+                "settings": {"priority": PRIORITY},
+            },
+        )
 
     def count(self, states, since: datetime, id_prefix: str | None = None) -> int:
         """Jobs in ``states`` created since ``since``: the bench's store holds nothing else
@@ -187,17 +206,7 @@ class FlowbinSide:
         started = time.perf_counter()
         since = datetime.now(UTC)
         for index in range(n):
-            job_id = f"{batch}-{index}"
-            self.post(
-                "/api/v1/flow/run_binary_async",
-                {
-                    "binary_path": self.binary_path,
-                    "input_dir": f"{self.user}/bench/data/input",
-                    "output_dir": f"{self.user}/bench/out/{job_id}",
-                    "job_id": job_id,
-                    "settings": {"priority": PRIORITY},
-                },
-            )
+            self.submit(f"{batch}-{index}")
         wait_until(lambda: self.count(REPORTED_DONE, since) >= n, 60 + n, f"{n} Flowbin runs")
         elapsed = time.perf_counter() - started
         complete = self.count({JobStatus.COMPLETE}, since, id_prefix=f"{batch}-")
